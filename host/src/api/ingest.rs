@@ -1,0 +1,95 @@
+//! `POST /v1/ingest/{tenant}/{source}`: accept one webhook in the source's envelope, verify it,
+//! store it durably, then answer 202. Nothing is stored unless every check passes.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState};
+use crate::config::Config;
+use crate::event::{Event, EventId};
+use crate::signing::Secret;
+use crate::sources::{self, SourceError, SourceFormat};
+use crate::store::{InsertOutcome, NewEvent};
+
+pub fn router(config: &Config) -> Router<AppState> {
+    Router::new()
+        .route("/v1/ingest/{tenant}/{source}", post(ingest))
+        .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
+}
+
+async fn ingest(
+    State(state): State<AppState>,
+    Path((tenant_name, source_name)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_content_type(&headers)?;
+    let body = body?;
+    let tenant = state.tenant(&tenant_name).await?;
+    let source = state
+        .store
+        .source(&tenant.id, &source_name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant {tenant_name:?} has no source named {source_name:?}")))?;
+    let format = SourceFormat::from_name(&source.format)
+        .ok_or_else(|| ApiError::Internal(format!("stored source format {:?} unknown", source.format)))?;
+
+    let secret = match &source.secret {
+        Some(s) => Some(Secret::parse(s).map_err(|e| ApiError::Internal(format!("stored source secret: {e}")))?),
+        None => None,
+    };
+    let tolerance = state.config.ingest.signature_tolerance.as_secs() as i64;
+    let now = chrono::Utc::now().timestamp();
+    sources::verify(format, secret.as_ref(), &headers, &body, now, tolerance).map_err(source_error)?;
+    let key = format!("{}/{}", tenant.id, source_name);
+    let parsed = sources::parse(format, &key, &headers, &body).map_err(source_error)?;
+
+    let event = Event {
+        id: EventId::generate(),
+        tenant: tenant.name.clone(),
+        source: source_name,
+        event_type: parsed.event_type,
+        time: parsed.time,
+        subject: parsed.subject,
+        data: parsed.data,
+        attributes: Vec::new(),
+    };
+    let outcome = state
+        .store
+        .insert_event(NewEvent { tenant_id: &tenant.id, upstream_id: &parsed.upstream_id, event: &event, raw: &body })
+        .await?;
+    let (id, duplicate) = match outcome {
+        InsertOutcome::Stored(id) => {
+            state.pipeline_wake.notify_one();
+            (id, false)
+        }
+        InsertOutcome::Duplicate(id) => (id, true),
+    };
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "type": event.event_type, "duplicate": duplicate}))))
+}
+
+/// Senders use JSON (or CloudEvents JSON); a missing Content-Type is tolerated because some
+/// webhook senders omit it, anything else is refused.
+fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(value) = headers.get(CONTENT_TYPE) else { return Ok(()) };
+    let ct = value.to_str().unwrap_or("").to_ascii_lowercase();
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json")) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(format!("expected a JSON body, got Content-Type {ct:?}")))
+    }
+}
+
+fn source_error(e: SourceError) -> ApiError {
+    match e {
+        SourceError::Json(_) => ApiError::BadRequest(e.to_string()),
+        SourceError::Envelope { .. } => ApiError::unprocessable(e.to_string()),
+        SourceError::Signature(_) => ApiError::Unauthorized(e.to_string()),
+    }
+}

@@ -1,0 +1,179 @@
+//! Delivery: the outbox worker that signs (Standard Webhooks) and POSTs queued deliveries,
+//! retrying on the configured schedule and dead-lettering when it runs out.
+
+pub mod client;
+pub mod schedule;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DeliveryConfig;
+use crate::signing::Secret;
+use crate::store::{AttemptRecord, DeliveryJob, DeliveryStatus, Store, now_ms};
+
+pub struct DeliveryWorker {
+    pub store: Store,
+    pub client: reqwest::Client,
+    pub config: DeliveryConfig,
+    /// Signalled by the pipeline when it queued deliveries.
+    pub wake: Arc<Notify>,
+}
+
+impl DeliveryWorker {
+    pub fn new(store: Store, config: DeliveryConfig, wake: Arc<Notify>) -> Self {
+        let client = client::build(config.timeout, config.allow_private_destinations);
+        Self { store, client, config, wake }
+    }
+
+    /// How long a claimed delivery is ours: the attempt's timeout plus margin. If we die,
+    /// the row is claimed again after this.
+    fn lease(&self) -> i64 {
+        (self.config.timeout * 2 + Duration::from_secs(5)).as_millis() as i64
+    }
+
+    /// Sends due deliveries until `shutdown`, then lets attempts in flight finish.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let permits = Arc::new(Semaphore::new(self.config.concurrency));
+        let mut tasks = tokio::task::JoinSet::new();
+        while !shutdown.is_cancelled() {
+            while tasks.try_join_next().is_some() {}
+            let free = permits.available_permits().max(1) as u32;
+            let jobs = match self.store.claim_due_deliveries(free, now_ms() + self.lease()).await {
+                Ok(jobs) => jobs,
+                Err(e) => {
+                    tracing::error!("claiming deliveries: {e}");
+                    Vec::new()
+                }
+            };
+            let idle = jobs.is_empty();
+            for job in jobs {
+                let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
+                let this = self.clone();
+                tasks.spawn(async move {
+                    this.attempt(job).await;
+                    drop(permit);
+                });
+            }
+            if idle {
+                let sleep = self.until_next_due().await;
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(sleep) => {}
+                    () = shutdown.cancelled() => {}
+                }
+            } else {
+                let _ = permits.acquire().await;
+            }
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    async fn until_next_due(&self) -> Duration {
+        let poll = self.config.poll_interval;
+        match self.store.next_delivery_due().await {
+            Ok(Some(at)) => Duration::from_millis((at - now_ms()).max(0) as u64).min(poll),
+            _ => poll,
+        }
+    }
+
+    /// One attempt: sign, send, record, schedule.
+    async fn attempt(&self, job: DeliveryJob) {
+        let attempt = job.attempts + 1;
+        let started_at = now_ms();
+        let clock = Instant::now();
+        let outcome = self.send(&job).await;
+        let duration_ms = clock.elapsed().as_millis() as i64;
+        let (status_code, error, snippet, retry_after, gone) = match outcome {
+            Ok(sent) => {
+                let ok = (200..300).contains(&sent.status);
+                let error = (!ok).then(|| format!("HTTP {}", sent.status));
+                (Some(sent.status), error, sent.snippet, sent.retry_after, sent.status == 410)
+            }
+            Err(e) => (None, Some(e), None, None, false),
+        };
+        let (status, next_attempt_at) = if error.is_none() {
+            (DeliveryStatus::Delivered, None)
+        } else if gone {
+            (DeliveryStatus::Dead, None)
+        } else {
+            let tries_done = (job.tries + 1) as usize;
+            match schedule::next_delay(&self.config.retry_schedule, tries_done, self.config.jitter, retry_after, rand::random()) {
+                Some(delay) => (DeliveryStatus::Pending, Some(now_ms() + delay.as_millis() as i64)),
+                None => (DeliveryStatus::Dead, None),
+            }
+        };
+        let error = match (error, gone) {
+            (Some(e), true) => Some(format!("{e}: the receiver says the endpoint is gone; not retrying")),
+            (e, _) => e,
+        };
+        if status == DeliveryStatus::Dead {
+            tracing::warn!(delivery = %job.id, url = %job.url, attempts = attempt, "dead-lettered: {}", error.as_deref().unwrap_or(""));
+        }
+        let record = AttemptRecord { started_at, duration_ms, status_code, error, response_snippet: snippet, status, next_attempt_at };
+        if let Err(e) = self.store.record_attempt(&job.id, attempt, &record).await {
+            // The lease runs out and the delivery is tried again: at-least-once.
+            tracing::error!(delivery = %job.id, "recording attempt: {e}");
+        }
+    }
+
+    async fn send(&self, job: &DeliveryJob) -> Result<Sent, String> {
+        client::check_literal_host(&job.url, self.config.allow_private_destinations)?;
+        let secret = Secret::parse(&job.secret).map_err(|e| format!("destination secret: {e}"))?;
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = secret.sign(job.id.as_str(), timestamp, &job.body);
+        let response = self
+            .client
+            .post(&job.url)
+            .header("content-type", &job.content_type)
+            .header("webhook-id", job.id.as_str())
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .header("switchyard-event-type", &job.event_type)
+            .body(job.body.clone())
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| schedule::parse_retry_after(v, chrono::Utc::now()))
+            .filter(|_| status == 429 || status == 503);
+        let snippet = read_snippet(response, self.config.max_response_snippet_bytes).await;
+        Ok(Sent { status, retry_after, snippet })
+    }
+}
+
+struct Sent {
+    status: u16,
+    retry_after: Option<Duration>,
+    snippet: Option<String>,
+}
+
+/// Reads at most `max` bytes of a response body (a receiver cannot make us buffer more).
+async fn read_snippet(mut response: reqwest::Response, max: usize) -> Option<String> {
+    let mut buf = Vec::new();
+    while buf.len() < max {
+        match response.chunk().await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk[..chunk.len().min(max - buf.len())]),
+            _ => break,
+        }
+    }
+    (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// A transport error with its causes, e.g. "timed out" or "connection refused".
+fn describe(e: &reqwest::Error) -> String {
+    let mut msg = if e.is_timeout() { "timed out".to_owned() } else { e.to_string() };
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}

@@ -1,0 +1,141 @@
+//! Switchyard: a multi-tenant, WebAssembly-extensible webhook event router.
+//!
+//! ```text
+//! source --HTTP--> api::ingest --(durable insert, 202)--> pipeline --> routes (match)
+//!     --> runtime (tenant Wasm plugins) --> store outbox --> delivery (sign, POST, retry)
+//! ```
+//!
+//! # Layout
+//! - [`config`]: defaults, TOML file, `SWITCHYARD_*` environment; validated at start-up.
+//! - [`event`]: the canonical event and prefixed ids.
+//! - [`sources`]: one adapter per inbound envelope, plus inbound signature checks.
+//! - [`signing`]: Standard Webhooks HMAC signatures, pure functions.
+//! - [`routes`]: route documents, validation, and the atomically swapped live table.
+//! - [`runtime`]: wasmtime engine, plugin compilation, sandboxed invocation, host capabilities.
+//! - [`pipeline`]: pending events through routes and plugins into the outbox.
+//! - [`delivery`]: the outbox worker, retry schedule, and the guarded HTTP client.
+//! - [`store`]: sqlx over an embedded SQLite file; every state change is transactional.
+//! - [`api`]: the axum HTTP API.
+//!
+//! # Running
+//! [`run`] is the one entry point: the binary calls it with a bound listener, and tests call it
+//! on port 0 with a cancellation token for shutdown.
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! let config = switchyard::config::Config::default();
+//! let listener = tokio::net::TcpListener::bind(config.listen).await?;
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! switchyard::run(config, listener, shutdown).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod api;
+pub mod config;
+pub mod delivery;
+pub mod event;
+pub mod pipeline;
+pub mod routes;
+pub mod runtime;
+pub mod signing;
+pub mod sources;
+pub mod store;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::AppState;
+use crate::config::Config;
+use crate::delivery::DeliveryWorker;
+use crate::pipeline::Pipeline;
+use crate::routes::RouteTable;
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+/// How long shutdown waits for work in flight before giving up on it (it is resumed on the
+/// next start: nothing in flight is lost, at worst repeated).
+const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Runs the router until `shutdown` is cancelled: the API on `listener`, the pipeline and
+/// the delivery worker. Work that was pending at the last stop (or crash) resumes.
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let store = Store::open(&config.data_dir).await.context("opening the store")?;
+    let released = store.release_leases().await?;
+    if released > 0 {
+        tracing::info!(released, "resuming deliveries interrupted by the last stop");
+    }
+    let runtime = Arc::new(Runtime::new(&config.plugins, &config.data_dir.join("artifacts"), store.clone())?);
+    let routes = Arc::new(RouteTable::default());
+    routes::load_all(&store, &runtime, &routes).await?;
+    let admin_token = admin_token(&config)?;
+
+    let pipeline_wake = Arc::new(Notify::new());
+    let delivery_wake = Arc::new(Notify::new());
+    let config = Arc::new(config);
+    let pipeline = Arc::new(Pipeline {
+        store: store.clone(),
+        runtime: runtime.clone(),
+        routes: routes.clone(),
+        wake: pipeline_wake.clone(),
+        deliveries_ready: delivery_wake.clone(),
+        config: config.pipeline.clone(),
+        first_delivery_delay: config.delivery.retry_schedule[0],
+    });
+    let delivery = Arc::new(DeliveryWorker::new(store.clone(), config.delivery.clone(), delivery_wake.clone()));
+    let state = AppState { store, runtime, routes, config: config.clone(), admin_token: admin_token.into(), pipeline_wake, delivery_wake };
+
+    let workers = CancellationToken::new();
+    let pipeline_task = tokio::spawn(pipeline.run(workers.clone()));
+    let delivery_task = tokio::spawn(delivery.run(workers.clone()));
+
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "switchyard listening");
+    let serve = axum::serve(listener, api::app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let served = serve.await;
+
+    workers.cancel();
+    let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
+        let _ = pipeline_task.await;
+        let _ = delivery_task.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("shutdown deadline reached; unfinished work resumes on next start");
+    }
+    served.context("serving HTTP")
+}
+
+/// The admin token: configured, or generated once and kept in the data directory.
+fn admin_token(config: &Config) -> anyhow::Result<String> {
+    if let Some(token) = &config.admin_token {
+        return Ok(token.clone());
+    }
+    let path = config.data_dir.join("admin-token");
+    if path.exists() {
+        let token = std::fs::read_to_string(&path)?.trim().to_owned();
+        anyhow::ensure!(token.len() >= 16, "{} holds no usable token", path.display());
+        return Ok(token);
+    }
+    let token = format!("sya_{}", hex::encode(rand::random::<[u8; 24]>()));
+    write_private(&path, &token)?;
+    // Printed once, on first start, so the operator can copy it; later starts only say where it is.
+    println!("Generated admin token (saved to {}):\n  {token}", path.display());
+    Ok(token)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())?;
+    Ok(())
+}

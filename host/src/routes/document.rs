@@ -1,0 +1,266 @@
+//! The route document a tenant applies as a whole, and its validation. Validation collects
+//! every problem with its path, so one round trip shows the tenant all that is wrong.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use url::{Host, Url};
+
+use crate::signing::Secret;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDocument {
+    pub routes: Vec<RouteSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSpec {
+    /// Unique within the document; shown in event and delivery records.
+    pub name: String,
+    #[serde(default, rename = "match")]
+    pub matcher: MatchSpec,
+    /// Plugins run in order; each sees the previous one's outputs. Empty forwards events as-is.
+    #[serde(default)]
+    pub pipeline: Vec<StepSpec>,
+    pub destinations: Vec<DestinationSpec>,
+}
+
+/// Globs over the source name and event type (`*` any run of characters, `?` one). An empty
+/// list matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub types: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepSpec {
+    pub plugin: String,
+    /// A pinned version; when omitted the latest version at apply time is pinned, so a stored
+    /// route version always means the same code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// Values may be any JSON scalar; plugins receive them as strings.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationSpec {
+    pub url: String,
+    /// Standard Webhooks signing secret, `whsec_<base64>`.
+    pub secret: String,
+    #[serde(default)]
+    pub format: BodyFormat,
+}
+
+/// What a delivery's body is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BodyFormat {
+    /// The event's data, as the last plugin left it.
+    #[default]
+    Data,
+    /// A CloudEvents 1.0 structured JSON document.
+    Cloudevents,
+}
+
+impl BodyFormat {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            BodyFormat::Data => "application/json",
+            BodyFormat::Cloudevents => "application/cloudevents+json",
+        }
+    }
+}
+
+/// A problem at a path in the document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Names tenants give things (tenants, sources, plugins, routes): URL-safe and short.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+pub const NAME_RULE: &str = "1-64 characters: letters, digits, '-', '_', '.', starting with a letter or digit";
+
+impl RouteDocument {
+    /// Checks everything that needs no I/O. `allow_private` permits loopback/private targets.
+    pub fn validate(&self, allow_private: bool) -> Result<(), Vec<Problem>> {
+        let mut problems = Vec::new();
+        let mut names = HashSet::new();
+        let mut problem = |path: String, message: String| problems.push(Problem { path, message });
+        for (i, route) in self.routes.iter().enumerate() {
+            let at = format!("routes[{i}]");
+            if !valid_name(&route.name) {
+                problem(format!("{at}.name"), NAME_RULE.into());
+            } else if !names.insert(route.name.as_str()) {
+                problem(format!("{at}.name"), format!("duplicate route name {:?}", route.name));
+            }
+            for (field, globs) in [("sources", &route.matcher.sources), ("types", &route.matcher.types)] {
+                for (j, g) in globs.iter().enumerate() {
+                    if g.trim().is_empty() {
+                        problem(format!("{at}.match.{field}[{j}]"), "empty pattern".into());
+                    }
+                }
+            }
+            for (j, step) in route.pipeline.iter().enumerate() {
+                if !valid_name(&step.plugin) {
+                    problem(format!("{at}.pipeline[{j}].plugin"), NAME_RULE.into());
+                }
+                if step.version.is_some_and(|v| v < 1) {
+                    problem(format!("{at}.pipeline[{j}].version"), "versions start at 1".into());
+                }
+                for (k, v) in &step.config {
+                    if v.is_object() || v.is_array() {
+                        problem(format!("{at}.pipeline[{j}].config.{k}"), "must be a string, number or boolean".into());
+                    }
+                }
+            }
+            if route.destinations.is_empty() {
+                problem(format!("{at}.destinations"), "at least one destination is required".into());
+            }
+            for (j, d) in route.destinations.iter().enumerate() {
+                if let Err(m) = check_url(&d.url, allow_private) {
+                    problem(format!("{at}.destinations[{j}].url"), m);
+                }
+                if Secret::parse(&d.secret).is_err() || !d.secret.starts_with("whsec_") {
+                    problem(format!("{at}.destinations[{j}].secret"), "must be whsec_<base64 of at least 16 bytes>".into());
+                }
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
+    }
+}
+
+/// A destination URL must be absolute http(s) and, unless allowed, not obviously internal.
+/// (The delivery client checks resolved addresses again at connect time.)
+fn check_url(raw: &str, allow_private: bool) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials; use the signing secret".into());
+    }
+    let internal = match url.host() {
+        None => return Err("has no host".into()),
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
+        Some(Host::Ipv4(ip)) => is_internal(IpAddr::V4(ip)),
+        Some(Host::Ipv6(ip)) => is_internal(IpAddr::V6(ip)),
+    };
+    if internal && !allow_private {
+        return Err("points at a loopback, private or link-local address; the operator has not allowed those".into());
+    }
+    Ok(url)
+}
+
+/// Loopback, private, link-local (incl. cloud metadata), unspecified, CGNAT and unique-local.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || o[0] == 0
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            v6.is_loopback() || v6.is_unspecified() || (s[0] & 0xfe00) == 0xfc00 || (s[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(json: serde_json::Value) -> RouteDocument {
+        serde_json::from_value(json).unwrap()
+    }
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn a_good_document_passes() {
+        let d = doc(serde_json::json!({"routes": [{
+            "name": "calls", "match": {"sources": ["calls"], "types": ["call.*"]},
+            "pipeline": [{"plugin": "call-outcome-tagger", "config": {"drop_outcomes": "spam", "n": 3}}],
+            "destinations": [{"url": "https://example.com/hook", "secret": SECRET, "format": "cloudevents"}]
+        }]}));
+        d.validate(false).unwrap();
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_path() {
+        let d = doc(serde_json::json!({"routes": [
+            {"name": "a", "destinations": [{"url": "ftp://x", "secret": "nope"}],
+             "pipeline": [{"plugin": "bad name", "version": 0, "config": {"k": {"x": 1}}}]},
+            {"name": "a", "destinations": []},
+            {"name": "b", "match": {"types": [""]}, "destinations": [{"url": "http://127.0.0.1:9/h", "secret": SECRET}]}
+        ]}));
+        let problems = d.validate(false).unwrap_err();
+        let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "routes[0].pipeline[0].plugin",
+                "routes[0].pipeline[0].version",
+                "routes[0].pipeline[0].config.k",
+                "routes[0].destinations[0].url",
+                "routes[0].destinations[0].secret",
+                "routes[1].name",
+                "routes[1].destinations",
+                "routes[2].match.types[0]",
+                "routes[2].destinations[0].url",
+            ]
+        );
+        // Loopback is fine once the operator allows it.
+        let only_b = RouteDocument { routes: vec![d.routes[2].clone()] };
+        assert_eq!(only_b.validate(true).unwrap_err().len(), 1);
+    }
+
+    #[test]
+    fn internal_addresses() {
+        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
+            assert!(is_internal(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"] {
+            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let r: Result<RouteDocument, _> = serde_json::from_value(serde_json::json!({"routes": [{"name": "a", "destinations": [], "filter": 1}]}));
+        assert!(r.unwrap_err().to_string().contains("filter"));
+    }
+}

@@ -1,0 +1,44 @@
+//! `kv`: the tenant's key-value store. Keys are scoped by tenant in the store itself, so a
+//! plugin can only ever reach its own tenant's data.
+
+use crate::runtime::bindings::kv::Host;
+use crate::runtime::state::PluginState;
+
+const MAX_KEY_BYTES: usize = 512;
+
+impl PluginState {
+    fn check_key(&self, key: &str) -> Result<(), String> {
+        if key.is_empty() || key.len() > MAX_KEY_BYTES {
+            return Err(format!("kv key must be 1..={MAX_KEY_BYTES} bytes"));
+        }
+        Ok(())
+    }
+}
+
+impl Host for PluginState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        if self.check_key(&key).is_err() {
+            return Ok(None);
+        }
+        // A storage failure cannot be expressed as "absent" without lying: trap instead, which
+        // fails this event visibly.
+        self.store.kv_get(&self.tenant_id, &key).await.map_err(|e| wasmtime::format_err!("kv get failed: {e}"))
+    }
+
+    async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = self.check_key(&key) {
+            return Ok(Err(e));
+        }
+        if value.len() > self.limits.max_kv_value_bytes {
+            return Ok(Err(format!("kv value is {} bytes; the limit is {}", value.len(), self.limits.max_kv_value_bytes)));
+        }
+        Ok(self.store.kv_set(&self.tenant_id, &key, &value).await.map_err(|e| format!("kv set failed: {e}")))
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {
+        if let Err(e) = self.check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(self.store.kv_delete(&self.tenant_id, &key).await.map_err(|e| format!("kv delete failed: {e}")))
+    }
+}

@@ -1,0 +1,229 @@
+//! One sandboxed call of a plugin on one event.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store as WasmStore, StoreContextMut, Trap, UpdateDeadline};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+use super::bindings::types as wit;
+use super::state::{LogLine, MemoryCap, PluginConfig, PluginState};
+use super::{LoadedPlugin, Runtime};
+use crate::event::{Event, EventId, TenantId};
+
+/// What a plugin decided, after the host checked its output.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Drop(String),
+    /// One or more events to continue with (`pass` gives one, `emit` several).
+    Continue(Vec<Event>),
+}
+
+/// A successful call.
+#[derive(Debug)]
+pub struct Invocation {
+    pub verdict: Verdict,
+    pub logs: Vec<LogLine>,
+    pub elapsed: Duration,
+    pub peak_memory_bytes: usize,
+}
+
+/// Why a call failed. Always confined to this event and route.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PluginFailure {
+    #[error("{plugin}: timed out after {limit:?}")]
+    Timeout { plugin: String, limit: Duration },
+    #[error("{plugin}: memory limit exceeded ({limit} bytes)")]
+    MemoryLimit { plugin: String, limit: usize },
+    #[error("{plugin}: trapped: {message}")]
+    Trap { plugin: String, message: String },
+    #[error("{plugin}: returned error ({kind}): {message}")]
+    Error { plugin: String, kind: &'static str, message: String },
+    #[error("{plugin}: invalid output: {message}")]
+    InvalidOutput { plugin: String, message: String },
+    #[error("{plugin}: could not start: {message}")]
+    Instantiate { plugin: String, message: String },
+}
+
+/// Time allowed beyond the epoch deadline for host calls in flight before the whole call is
+/// abandoned (epochs only interrupt guest code, not a host function that is waiting).
+const HOST_GRACE: Duration = Duration::from_millis(250);
+/// Bytes of guest stderr kept: a panic message, not a flood.
+const STDERR_BYTES: usize = 4096;
+
+impl Runtime {
+    /// Runs `plugin` on `event` with the configured limits. Never panics and never fails the
+    /// host: every problem comes back as a [`PluginFailure`].
+    pub async fn invoke(
+        &self,
+        plugin: &LoadedPlugin,
+        tenant_id: &TenantId,
+        config: Arc<PluginConfig>,
+        event: &Event,
+    ) -> Result<Invocation, PluginFailure> {
+        let limits = self.limits.clone();
+        let started = Instant::now();
+        let stderr = MemoryOutputPipe::new(STDERR_BYTES);
+        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
+        let state = PluginState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap { max_bytes: limits.max_memory_bytes, peak_bytes: 0, exceeded: false },
+            stderr,
+            started,
+            timeout: limits.timeout,
+            tenant_id: tenant_id.clone(),
+            label: plugin.label.clone(),
+            config,
+            store: self.store.clone(),
+            limits: limits.clone(),
+            logs: Vec::new(),
+            log_bytes: 0,
+        };
+        let mut store = WasmStore::new(self.engine(), state);
+        store.limiter(|s| &mut s.memory);
+        // Check the clock every epoch tick; yield to tokio in between so a spinning plugin
+        // shares the thread instead of owning it.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|ctx: StoreContextMut<'_, PluginState>| {
+            let s = ctx.data();
+            if s.started.elapsed() >= s.timeout {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now())))
+            }
+        });
+
+        let input = to_wit(event);
+        let call = async {
+            let instance = plugin.pre.instantiate_async(&mut store).await.map_err(CallError::Instantiate)?;
+            instance.call_handle(&mut store, &input).await.map_err(CallError::Trap)
+        };
+        let label = plugin.label.to_string();
+        let result = match tokio::time::timeout(limits.timeout + HOST_GRACE, call).await {
+            Err(_) => return Err(PluginFailure::Timeout { plugin: label, limit: limits.timeout }),
+            Ok(r) => r,
+        };
+        let state = store.data();
+        let outcome = match result {
+            Ok(Ok(verdict)) => check_output(event, verdict, &limits).map_err(|message| PluginFailure::InvalidOutput { plugin: label.clone(), message }),
+            Ok(Err(err)) => {
+                let (kind, message) = match err {
+                    wit::PluginError::InvalidInput(m) => ("invalid-input", m),
+                    wit::PluginError::Retryable(m) => ("retryable", m),
+                    wit::PluginError::Fatal(m) => ("fatal", m),
+                };
+                Err(PluginFailure::Error { plugin: label.clone(), kind, message: truncate(message, 1024) })
+            }
+            Err(CallError::Instantiate(e)) => Err(PluginFailure::Instantiate { plugin: label.clone(), message: format!("{e:#}") }),
+            Err(CallError::Trap(e)) => Err(classify_trap(&label, &e, state, limits.timeout)),
+        };
+        outcome.map(|verdict| Invocation {
+            verdict,
+            logs: state.logs.clone(),
+            elapsed: started.elapsed(),
+            peak_memory_bytes: state.memory.peak_bytes,
+        })
+    }
+}
+
+/// Where a call went wrong before the plugin could answer.
+enum CallError {
+    Instantiate(wasmtime::Error),
+    Trap(wasmtime::Error),
+}
+
+fn classify_trap(plugin: &str, e: &wasmtime::Error, state: &PluginState, timeout: Duration) -> PluginFailure {
+    let plugin = plugin.to_owned();
+    if state.memory.exceeded {
+        return PluginFailure::MemoryLimit { plugin, limit: state.memory.max_bytes };
+    }
+    if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+        return PluginFailure::Timeout { plugin, limit: timeout };
+    }
+    let mut message = match e.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{e}"),
+    };
+    // A Rust guest's panic message is on its stderr; it says far more than "unreachable".
+    let stderr = String::from_utf8_lossy(&state.stderr.contents()).trim().to_owned();
+    if !stderr.is_empty() {
+        message = format!("{message}; stderr: {}", truncate(stderr, 1024));
+    }
+    PluginFailure::Trap { plugin, message }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+fn to_wit(e: &Event) -> wit::Event {
+    wit::Event {
+        id: e.id.to_string(),
+        tenant: e.tenant.clone(),
+        source: e.source.clone(),
+        event_type: e.event_type.clone(),
+        time: e.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        subject: e.subject.clone(),
+        data: e.data.clone(),
+        attributes: e.attributes.clone(),
+    }
+}
+
+/// Enforces the output limits and turns guest events into router events. Tenant and source
+/// always come from the input: a plugin cannot move events to another tenant.
+fn check_output(input: &Event, verdict: wit::Verdict, limits: &crate::config::PluginLimits) -> Result<Verdict, String> {
+    let (events, keep_id) = match verdict {
+        wit::Verdict::Drop(reason) => return Ok(Verdict::Drop(truncate(reason, 1024))),
+        wit::Verdict::Pass(ev) => (vec![ev], true),
+        wit::Verdict::Emit(evs) if evs.is_empty() => return Ok(Verdict::Drop("plugin emitted no events".into())),
+        wit::Verdict::Emit(evs) => (evs, false),
+    };
+    if events.len() > limits.max_fanout {
+        return Err(format!("emitted {} events; the limit is {}", events.len(), limits.max_fanout));
+    }
+    let size: usize = events
+        .iter()
+        .map(|e| e.data.len() + e.event_type.len() + e.attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>())
+        .sum();
+    if size > limits.max_output_bytes {
+        return Err(format!("output is {size} bytes; the limit is {}", limits.max_output_bytes));
+    }
+    let mut out = Vec::with_capacity(events.len());
+    for (i, e) in events.into_iter().enumerate() {
+        if e.event_type.trim().is_empty() {
+            return Err(format!("event {i} has an empty type"));
+        }
+        if let Err(err) = serde_json::from_str::<serde::de::IgnoredAny>(&e.data) {
+            return Err(format!("event {i} data is not valid JSON: {err}"));
+        }
+        let time = if e.time.is_empty() {
+            input.time
+        } else {
+            chrono::DateTime::parse_from_rfc3339(&e.time)
+                .map_err(|err| format!("event {i} time {:?} is not RFC 3339: {err}", e.time))?
+                .to_utc()
+        };
+        out.push(Event {
+            id: if keep_id { input.id.clone() } else { EventId::generate() },
+            tenant: input.tenant.clone(),
+            source: input.source.clone(),
+            event_type: e.event_type,
+            time,
+            subject: e.subject,
+            data: e.data,
+            attributes: e.attributes,
+        });
+    }
+    Ok(Verdict::Continue(out))
+}

@@ -1,0 +1,240 @@
+//! The plugin runtime: one wasmtime [`Engine`] (component model, pooling allocator, epoch
+//! interruption), compilation once per plugin version, and sandboxed invocation.
+//!
+//! Compiling costs 100+ ms, so it happens at upload (and at most once more per engine
+//! change, through the artifact cache on disk), never on the event path. Each call gets a
+//! fresh instance from a pre-linked `PluginPre`: instantiation from the pool costs
+//! microseconds and no state survives from one event to the next.
+
+mod bindings;
+mod host;
+mod invoke;
+mod state;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::config::PluginLimits;
+use crate::event::PluginId;
+use crate::store::{PluginVersion, Store};
+
+pub use invoke::{Invocation, PluginFailure, Verdict};
+pub use state::{LogLine, PluginConfig, PluginState};
+
+/// Why a component could not be accepted or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("not a valid WebAssembly component: {0}")]
+    InvalidComponent(String),
+    #[error("the component does not implement the switchyard:plugin world: {0}")]
+    WrongWorld(String),
+    #[error("plugin runtime: {0}")]
+    Internal(String),
+}
+
+/// A plugin version ready to run.
+pub struct LoadedPlugin {
+    pub id: PluginId,
+    pub name: String,
+    pub version: i64,
+    /// `name@version`, for logs and failure messages.
+    pub label: Arc<str>,
+    pre: bindings::PluginPre<PluginState>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin").field("id", &self.id).field("label", &self.label).finish()
+    }
+}
+
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    limits: Arc<PluginLimits>,
+    artifacts: PathBuf,
+    /// Engine compatibility, part of artifact file names: a wasmtime upgrade or config change
+    /// misses the cache instead of loading an incompatible artifact.
+    engine_hash: String,
+    store: Store,
+    loaded: Mutex<HashMap<PluginId, Arc<LoadedPlugin>>>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Builds the engine and linker and starts the epoch ticker. `artifacts` caches compiled
+    /// components on disk.
+    pub fn new(limits: &PluginLimits, artifacts: &Path, store: Store) -> Result<Self, RuntimeError> {
+        let internal = |e: wasmtime::Error| RuntimeError::Internal(format!("{e:#}"));
+        let mut pool = PoolingAllocationConfig::new();
+        let slots = limits.max_instances;
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 4)
+            .total_memories(slots * 2)
+            .total_tables(slots * 4)
+            .total_stacks(slots)
+            .max_memory_size(limits.max_memory_bytes)
+            // Keep a little memory warm per slot: instantiation reuses it without page faults.
+            .linear_memory_keep_resident(64 * 1024);
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(internal)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(internal)?;
+        bindings::Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s).map_err(internal)?;
+
+        std::fs::create_dir_all(artifacts).map_err(|e| RuntimeError::Internal(format!("creating {}: {e}", artifacts.display())))?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        let engine_hash = format!("{:016x}", h.finish());
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_epoch_ticker(engine.clone(), limits.epoch_tick, ticker_stop.clone());
+
+        Ok(Self {
+            engine,
+            linker,
+            limits: Arc::new(limits.clone()),
+            artifacts: artifacts.to_owned(),
+            engine_hash,
+            store,
+            loaded: Mutex::new(HashMap::new()),
+            ticker_stop,
+        })
+    }
+
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
+    /// Compiles and checks an uploaded component against the plugin world, caching the
+    /// compiled artifact. Returns the content's sha256. Runs on a blocking thread.
+    pub async fn validate(self: &Arc<Self>, wasm: Arc<Vec<u8>>) -> Result<String, RuntimeError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let sha = hex::encode(Sha256::digest(&*wasm));
+            let component = Component::new(&this.engine, &*wasm).map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
+            this.prepare(&component)?;
+            this.write_artifact(&sha, &component);
+            Ok(sha)
+        })
+        .await
+        .map_err(|e| RuntimeError::Internal(e.to_string()))?
+    }
+
+    /// The ready-to-run form of a stored version: from memory, from the artifact cache, or
+    /// compiled from its bytes as a last resort.
+    pub async fn load(self: &Arc<Self>, version: &PluginVersion) -> Result<Arc<LoadedPlugin>, RuntimeError> {
+        if let Some(p) = self.loaded.lock().expect("not poisoned").get(&version.meta.id) {
+            return Ok(p.clone());
+        }
+        let this = self.clone();
+        let version = version.clone();
+        let plugin = tokio::task::spawn_blocking(move || -> Result<Arc<LoadedPlugin>, RuntimeError> {
+            let meta = &version.meta;
+            let component = match this.read_artifact(&meta.sha256) {
+                Some(c) => c,
+                None => {
+                    let c = Component::new(&this.engine, &version.wasm).map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
+                    this.write_artifact(&meta.sha256, &c);
+                    c
+                }
+            };
+            let pre = this.prepare(&component)?;
+            Ok(Arc::new(LoadedPlugin {
+                id: meta.id.clone(),
+                name: meta.name.clone(),
+                version: meta.version,
+                label: format!("{}@{}", meta.name, meta.version).into(),
+                pre,
+            }))
+        })
+        .await
+        .map_err(|e| RuntimeError::Internal(e.to_string()))??;
+        Ok(self.loaded.lock().expect("not poisoned").entry(plugin.id.clone()).or_insert(plugin).clone())
+    }
+
+    /// Links imports and type-checks the export, so a wrong component fails here, at
+    /// upload, instead of on its first event.
+    fn prepare(&self, component: &Component) -> Result<bindings::PluginPre<PluginState>, RuntimeError> {
+        let pre = self.linker.instantiate_pre(component).map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))?;
+        bindings::PluginPre::new(pre).map_err(|e| RuntimeError::WrongWorld(format!("{e:#}")))
+    }
+
+    fn artifact_path(&self, sha: &str) -> PathBuf {
+        self.artifacts.join(format!("{sha}-{}.cwasm", self.engine_hash))
+    }
+
+    fn write_artifact(&self, sha: &str, component: &Component) {
+        // Best effort: a missing artifact only costs a recompile later.
+        let path = self.artifact_path(sha);
+        let write = || -> std::io::Result<()> {
+            let bytes = component.serialize().map_err(std::io::Error::other)?;
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, &path)
+        };
+        if let Err(e) = write() {
+            tracing::warn!(path = %path.display(), "could not cache compiled plugin: {e}");
+        }
+    }
+
+    fn read_artifact(&self, sha: &str) -> Option<Component> {
+        let path = self.artifact_path(sha);
+        if !path.exists() {
+            return None;
+        }
+        match deserialize_artifact(&self.engine, &path) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "ignoring unusable plugin artifact: {e:#}");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
+/// Loads a compiled artifact.
+#[allow(unsafe_code)]
+fn deserialize_artifact(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: `deserialize_file` trusts its input to be wasmtime-compiled code. The file is in
+    // the router's own data directory, written only by `write_artifact` from a component this
+    // process compiled, and named by the engine's compatibility hash; wasmtime additionally
+    // checks the header for version and configuration mismatches.
+    unsafe { Component::deserialize_file(engine, path) }
+}
+
+/// Advances the engine's epoch every `tick`, which is how running plugins get checked
+/// against their deadline. Stops when the runtime is dropped.
+fn spawn_epoch_ticker(engine: Engine, tick: std::time::Duration, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("switchyard-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })
+        .expect("spawning the epoch thread");
+}

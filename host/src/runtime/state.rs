@@ -1,0 +1,75 @@
+//! Per-invocation store data: what one sandboxed call may see and what it has used.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::config::PluginLimits;
+use crate::event::TenantId;
+use crate::store::Store;
+
+/// The configuration map of one pipeline step, as plugins see it.
+pub type PluginConfig = std::collections::BTreeMap<String, String>;
+
+/// One line a plugin logged.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LogLine {
+    pub level: &'static str,
+    pub message: String,
+}
+
+/// Everything a plugin call's host functions can reach. A new one per call, so nothing leaks
+/// between events, let alone tenants.
+pub struct PluginState {
+    pub(super) wasi: WasiCtx,
+    pub(super) table: ResourceTable,
+    pub(super) memory: MemoryCap,
+    pub(super) stderr: MemoryOutputPipe,
+    pub(super) started: Instant,
+    pub(super) timeout: Duration,
+    pub(super) tenant_id: TenantId,
+    pub(super) label: Arc<str>,
+    pub(super) config: Arc<PluginConfig>,
+    pub(super) store: Store,
+    pub(super) limits: Arc<PluginLimits>,
+    pub(super) logs: Vec<LogLine>,
+    pub(super) log_bytes: usize,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Caps linear memory growth and remembers the peak, so a failure can say "memory limit"
+/// rather than a bare trap, and dry runs can report usage.
+pub struct MemoryCap {
+    pub max_bytes: usize,
+    pub peak_bytes: usize,
+    pub exceeded: bool,
+}
+
+/// Tables hold function references; generous, but bounded like everything else.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_bytes {
+            self.exceeded = true;
+            // An error (not `Ok(false)`) traps at once: Rust guests abort on allocation
+            // failure anyway, and this way the message says why.
+            wasmtime::bail!("memory limit exceeded: wanted {desired} bytes, cap is {}", self.max_bytes);
+        }
+        self.peak_bytes = self.peak_bytes.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}

@@ -1,0 +1,110 @@
+use std::path::Path;
+
+use http::HeaderMap;
+
+use super::*;
+
+fn fixture(rel: &str) -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(rel)).unwrap()
+}
+
+fn parse_fixture(format: SourceFormat, rel: &str) -> Parsed {
+    parse(format, "acme/src", &HeaderMap::new(), &fixture(rel)).unwrap()
+}
+
+#[test]
+fn every_seed_fixture_parses_in_its_format() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
+    let mut seen = 0;
+    for dir in std::fs::read_dir(&root).unwrap().flatten().filter(|d| d.path().is_dir()) {
+        let format = SourceFormat::from_name(dir.file_name().to_str().unwrap()).expect("dir names a format");
+        for file in std::fs::read_dir(dir.path()).unwrap().flatten() {
+            let body = std::fs::read(file.path()).unwrap();
+            let parsed = parse(format, "acme/src", &HeaderMap::new(), &body)
+                .unwrap_or_else(|e| panic!("{}: {e}", file.path().display()));
+            let _: serde_json::Value = serde_json::from_str(&parsed.data).unwrap();
+            assert!(!parsed.event_type.is_empty());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 20, "only {seen} fixtures");
+}
+
+#[test]
+fn coaching_maps_account_to_subject() {
+    let p = parse_fixture(SourceFormat::Coaching, "coaching/goal_pace_changed.json");
+    assert_eq!(p.upstream_id, "evt_demo_01");
+    assert_eq!(p.event_type, "goal.pace_changed");
+    assert_eq!(p.subject.as_deref(), Some("acct_7f3e2b1c"));
+    assert_eq!(p.time.to_rfc3339(), "2026-05-03T12:00:00+00:00");
+    assert!(p.data.contains(r#""previous_pace": "on_pace""#), "data kept verbatim: {}", p.data);
+}
+
+#[test]
+fn derived_ids_are_stable_per_source_and_body() {
+    let body = fixture("call-tracking/call_ended.json");
+    let h = HeaderMap::new();
+    let a = parse(SourceFormat::CallTracking, "acme/calls", &h, &body).unwrap();
+    let b = parse(SourceFormat::CallTracking, "acme/calls", &h, &body).unwrap();
+    let c = parse(SourceFormat::CallTracking, "acme/other", &h, &body).unwrap();
+    assert_eq!(a.upstream_id, b.upstream_id);
+    assert_ne!(a.upstream_id, c.upstream_id);
+    assert_eq!(a.event_type, "call.ended");
+}
+
+#[test]
+fn naive_vendor_timestamps_are_utc() {
+    let p = parse_fixture(SourceFormat::StandardWebhooks, "standard-webhooks/user_created.json");
+    assert_eq!(p.upstream_id, "f10bd340-f3aa-42a0-b5be-3f2addee29d0");
+    assert_eq!(p.time.timestamp(), 1736830299);
+    assert!(p.data.starts_with("{"));
+}
+
+#[test]
+fn cloudevents_id_is_scoped_by_source() {
+    let p = parse_fixture(SourceFormat::Cloudevents, "cloudevents/invoice_paid.json");
+    assert_eq!(p.upstream_id, "https://crm.example.com/webhooks ce-7d1f0b");
+    assert_eq!(p.subject.as_deref(), Some("inv_ghi012"));
+    let err = parse(SourceFormat::Cloudevents, "k", &HeaderMap::new(), br#"{"specversion":"0.3","id":"1","source":"s","type":"t"}"#);
+    assert!(matches!(err, Err(SourceError::Envelope { .. })));
+}
+
+#[test]
+fn malformed_bodies_are_refused_with_a_reason() {
+    let h = HeaderMap::new();
+    assert!(matches!(parse(SourceFormat::Crm, "k", &h, b"{not json"), Err(SourceError::Json(_))));
+    assert!(matches!(parse(SourceFormat::Crm, "k", &h, b"[1,2]"), Err(SourceError::Envelope { .. })));
+    let missing = parse(SourceFormat::Crm, "k", &h, br#"{"timestamp":"2025-01-15T10:30:00Z","payload":{}}"#);
+    assert!(missing.unwrap_err().to_string().contains("event"));
+    let empty = parse(SourceFormat::CallTracking, "k", &h, br#"{"event":" ","timestamp":"2025-01-15T10:30:00Z"}"#);
+    assert!(empty.unwrap_err().to_string().contains("must not be empty"));
+    let bad_time = parse(SourceFormat::Coaching, "k", &h, br#"{"id":"1","type":"t","created_at":"yesterday","data":{}}"#);
+    assert!(bad_time.unwrap_err().to_string().contains("created_at"));
+}
+
+#[test]
+fn standard_webhooks_signatures_are_checked() {
+    let secret = Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let body = fixture("standard-webhooks/org_updated.json");
+    let now = 1_700_000_000;
+    let mut h = HeaderMap::new();
+    h.insert("svix-id", "msg_1".parse().unwrap());
+    h.insert("svix-timestamp", now.to_string().parse().unwrap());
+    h.insert("svix-signature", secret.sign("msg_1", now, &body).parse().unwrap());
+    verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &body, now, 300).unwrap();
+
+    // Standard Webhooks header names work too.
+    let mut w = HeaderMap::new();
+    w.insert("webhook-id", "msg_1".parse().unwrap());
+    w.insert("webhook-timestamp", now.to_string().parse().unwrap());
+    w.insert("webhook-signature", secret.sign("msg_1", now, &body).parse().unwrap());
+    verify(SourceFormat::StandardWebhooks, Some(&secret), &w, &body, now, 300).unwrap();
+
+    let mut tampered = body.clone();
+    tampered.push(b' ');
+    assert!(verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &tampered, now, 300).is_err());
+    assert!(verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &body, now + 301, 300).is_err());
+    h.remove("svix-signature");
+    let missing = verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &body, now, 300).unwrap_err();
+    assert!(missing.to_string().contains("svix-signature"));
+}

@@ -1,0 +1,224 @@
+//! Inbound events: idempotent insert at ingest, and the one transaction that turns a
+//! processed event into route results and outbox rows.
+
+use serde::Serialize;
+
+use super::deliveries::{DeliveryRow, NewDelivery, insert_delivery};
+use super::{Result, Store, is_unique_violation, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
+use crate::event::{Event, EventId, TenantId};
+
+/// An event as ingest hands it to the store.
+#[derive(Debug)]
+pub struct NewEvent<'a> {
+    pub tenant_id: &'a TenantId,
+    pub upstream_id: &'a str,
+    pub event: &'a Event,
+    pub raw: &'a [u8],
+}
+
+/// Whether an insert stored a new event or found the same upstream event already stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    Stored(EventId),
+    Duplicate(EventId),
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct EventRow {
+    pub id: EventId,
+    #[serde(skip)]
+    pub tenant_id: TenantId,
+    #[serde(skip)]
+    pub tenant: String,
+    pub source: String,
+    pub upstream_id: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub time: String,
+    pub subject: Option<String>,
+    #[serde(skip)]
+    pub data: String,
+    pub status: String,
+    #[serde(serialize_with = "ms_as_rfc3339")]
+    pub received_at: i64,
+    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    pub processed_at: Option<i64>,
+    pub route_version: Option<i64>,
+}
+
+impl EventRow {
+    /// The canonical event, for the pipeline.
+    pub fn to_event(&self) -> Event {
+        Event {
+            id: self.id.clone(),
+            tenant: self.tenant.clone(),
+            source: self.source.clone(),
+            event_type: self.event_type.clone(),
+            time: chrono::DateTime::parse_from_rfc3339(&self.time).map(|t| t.to_utc()).unwrap_or_default(),
+            subject: self.subject.clone(),
+            data: self.data.clone(),
+            attributes: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum RouteOutcome {
+    /// The chain produced outputs; one delivery per output and destination was queued.
+    Emitted,
+    /// A plugin filtered the event out.
+    Dropped,
+    /// A plugin trapped, timed out, broke a limit or returned an error.
+    Failed,
+}
+
+/// What one route did with one event.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct RouteResult {
+    pub route: String,
+    pub outcome: RouteOutcome,
+    pub detail: Option<String>,
+    pub outputs: i64,
+}
+
+/// An event with everything that happened to it, for the API.
+#[derive(Debug, Serialize)]
+pub struct EventDetail {
+    #[serde(flatten)]
+    pub event: EventRow,
+    pub data: serde_json::Value,
+    pub routes: Vec<RouteResult>,
+    pub deliveries: Vec<DeliveryRow>,
+}
+
+const COLUMNS: &str = "e.id, e.tenant_id, t.name AS tenant, e.source, e.upstream_id, e.event_type, e.time, e.subject,
+    e.data, e.status, e.received_at, e.processed_at, e.route_version";
+
+impl Store {
+    /// Stores an accepted event (status `pending`), or reports the stored twin when the same
+    /// upstream event (tenant, source, upstream id) arrived before.
+    pub async fn insert_event(&self, new: NewEvent<'_>) -> Result<InsertOutcome> {
+        let ev = new.event;
+        let inserted = sqlx::query(
+            "INSERT INTO events (id, tenant_id, source, upstream_id, event_type, time, subject, data, raw, received_at, status)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+        )
+        .bind(&ev.id)
+        .bind(new.tenant_id)
+        .bind(&ev.source)
+        .bind(new.upstream_id)
+        .bind(&ev.event_type)
+        .bind(ev.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+        .bind(&ev.subject)
+        .bind(&ev.data)
+        .bind(new.raw)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await;
+        match inserted {
+            Ok(_) => Ok(InsertOutcome::Stored(ev.id.clone())),
+            Err(e) if is_unique_violation(&e) => {
+                let id = sqlx::query_scalar("SELECT id FROM events WHERE tenant_id = ? AND source = ? AND upstream_id = ?")
+                    .bind(new.tenant_id)
+                    .bind(&ev.source)
+                    .bind(new.upstream_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(InsertOutcome::Duplicate(id))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The oldest pending events, excluding ids the caller is already processing.
+    pub async fn pending_events(&self, limit: u32, skip: &[EventId]) -> Result<Vec<EventRow>> {
+        // SQLite has no array binds; the in-flight set is small, so a JSON array is simplest.
+        let skip = serde_json::to_string(skip).expect("ids serialise");
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events e JOIN tenants t ON t.id = e.tenant_id
+             WHERE e.status = 'pending' AND e.id NOT IN (SELECT value FROM json_each(?))
+             ORDER BY e.received_at LIMIT ?"
+        ))
+        .bind(skip)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Records what the routes did and queues the deliveries, atomically. Idempotent: an event
+    /// already processed (by an earlier run that crashed after commit) is left as it is.
+    pub async fn complete_event(
+        &self,
+        event: &EventId,
+        route_version: Option<i64>,
+        results: &[RouteResult],
+        deliveries: &[NewDelivery],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        let claimed = sqlx::query(
+            "UPDATE events SET status = 'processed', processed_at = ?, route_version = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(now)
+        .bind(route_version)
+        .bind(event)
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() == 0 {
+            return Ok(());
+        }
+        for r in results {
+            sqlx::query("INSERT INTO route_results (event_id, route, outcome, detail, outputs) VALUES (?, ?, ?, ?, ?)")
+                .bind(event)
+                .bind(&r.route)
+                .bind(r.outcome)
+                .bind(&r.detail)
+                .bind(r.outputs)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for d in deliveries {
+            insert_delivery(&mut tx, d, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_events(&self, tenant: &TenantId, status: Option<&str>, limit: u32) -> Result<Vec<EventRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events e JOIN tenants t ON t.id = e.tenant_id
+             WHERE e.tenant_id = ? AND (? IS NULL OR e.status = ?) ORDER BY e.received_at DESC, e.id DESC LIMIT ?"
+        ))
+        .bind(tenant)
+        .bind(status)
+        .bind(status)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn event_detail(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventDetail>> {
+        let row: Option<EventRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM events e JOIN tenants t ON t.id = e.tenant_id WHERE e.tenant_id = ? AND e.id = ?"
+        ))
+        .bind(tenant)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(event) = row else { return Ok(None) };
+        let routes = sqlx::query_as("SELECT route, outcome, detail, outputs FROM route_results WHERE event_id = ? ORDER BY route")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        let deliveries = self.deliveries_of_event(id).await?;
+        let data = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
+        Ok(Some(EventDetail { event, data, routes, deliveries }))
+    }
+
+    /// Counts by status, for tests and health checks.
+    pub async fn count_events(&self, status: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE status = ?").bind(status).fetch_one(&self.pool).await?)
+    }
+}

@@ -1,0 +1,93 @@
+//! Durable state, through sqlx on an embedded SQLite file (WAL). One `impl Store` block per
+//! concern lives in the sibling files; SQL never leaves this module.
+//!
+//! Every multi-row change that must be all-or-nothing (routing an event into the outbox,
+//! recording an attempt) runs in one transaction, so a crash between any two statements
+//! leaves the previous consistent state and the worker that owns it resumes from there.
+
+mod deliveries;
+mod events;
+mod kv;
+mod plugins;
+mod routes;
+mod tenants;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serializer;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use deliveries::{AttemptRecord, AttemptRow, DeliveryDetail, DeliveryJob, DeliveryRow, DeliveryStatus, NewDelivery};
+pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteResult, RouteOutcome};
+pub use plugins::{PluginVersion, PluginVersionMeta};
+pub use routes::RouteSetRow;
+pub use tenants::{SourceRow, Tenant};
+
+/// A storage failure. Callers treat these as internal errors: retried by workers, logged and
+/// answered with 500 by the API.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0} already exists")]
+    Conflict(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) `<dir>/switchyard.db` and applies pending migrations.
+    pub async fn open(dir: &Path) -> Result<Self> {
+        let url = format!("sqlite://{}", dir.join("switchyard.db").display());
+        let options = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an acknowledged event survives power loss too, not only a process crash.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+/// Milliseconds since the Unix epoch, the store's clock unit.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// A stored millisecond timestamp as RFC 3339, as the API shows times.
+pub fn ms_to_rfc3339(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub(crate) fn ms_as_rfc3339<S: Serializer>(ms: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&ms_to_rfc3339(*ms))
+}
+
+pub(crate) fn opt_ms_as_rfc3339<S: Serializer>(ms: &Option<i64>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    match ms {
+        Some(ms) => ms_as_rfc3339(ms, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// True when a database error is a uniqueness violation.
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests;
