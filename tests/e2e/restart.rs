@@ -1,0 +1,115 @@
+//! Crash safety: events acknowledged with 202, the router killed with SIGKILL before it
+//! delivered them, started again on the same data directory: every event is delivered.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{ADMIN_TOKEN, Receiver, SECRET, WAIT, fixture, route};
+
+/// The real `switchyard` binary as a child process.
+struct Process {
+    child: Child,
+    base: String,
+}
+
+impl Process {
+    async fn start(dir: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.join("switchyard.toml");
+        // Many quick retries: deliveries stay pending (not dead) while the receiver refuses.
+        let schedule = std::iter::once("\"0s\"".to_owned()).chain((0..50).map(|_| "\"200ms\"".to_owned())).collect::<Vec<_>>().join(", ");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\
+                 [delivery]\nallow_private_destinations = true\njitter = 0.0\npoll_interval = \"50ms\"\nretry_schedule = [{schedule}]\n\
+                 [pipeline]\npoll_interval = \"50ms\"\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("SWITCHYARD_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting switchyard");
+        let p = Self { child, base: format!("http://127.0.0.1:{port}") };
+        let http = reqwest::Client::new();
+        for _ in 0..400 {
+            if http.get(format!("{}/healthz", p.base)).send().await.is_ok() {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("switchyard did not start");
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no shutdown code runs.
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+async fn admin(base: &str, method: reqwest::Method, path: &str, body: Value) {
+    let resp = reqwest::Client::new().request(method, format!("{base}{path}")).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap();
+    assert!(resp.status().is_success(), "{path}: {}", resp.status());
+}
+
+#[tokio::test]
+async fn acknowledged_events_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    // Phase 1: the receiver refuses everything, so nothing can be delivered before the kill.
+    rx.respond_with(&[503; 100_000]);
+
+    let p = Process::start(dir.path()).await;
+    admin(&p.base, reqwest::Method::POST, "/v1/tenants", json!({"name": "acme"})).await;
+    admin(&p.base, reqwest::Method::PUT, "/v1/tenants/acme/sources/calls", json!({"format": "call-tracking"})).await;
+    admin(&p.base, reqwest::Method::PUT, "/v1/tenants/acme/routes", json!({"routes": [route("all", "calls", &[], &[], &rx.url("hook"))]})).await;
+
+    let http = reqwest::Client::new();
+    let template: Value = serde_json::from_slice(&fixture("call-tracking/call_ended.json")).unwrap();
+    let mut acked = BTreeSet::new();
+    for i in 0..40 {
+        let mut ev = template.clone();
+        ev["data"]["id"] = json!(i);
+        let resp = http.post(format!("{}/v1/ingest/acme/calls", p.base)).json(&ev).send().await.unwrap();
+        assert_eq!(resp.status(), 202);
+        acked.insert(i);
+    }
+    p.kill();
+    assert!(rx.accepted().is_empty(), "nothing was delivered before the kill");
+
+    // Phase 2: the receiver accepts; the router restarts on the same data directory.
+    rx.clear_script();
+    let p = Process::start(dir.path()).await;
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    loop {
+        let ok: BTreeSet<i64> = rx
+            .accepted()
+            .iter()
+            .map(|d| {
+                crate::support::signature::assert_signed(d, SECRET);
+                d.json()["id"].as_i64().unwrap()
+            })
+            .collect();
+        if ok == acked {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "after restart only {} of {} acknowledged events arrived", ok.len(), acked.len());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    p.kill();
+}
