@@ -32,10 +32,7 @@ pub struct Error {
 impl Error {
     /// Builds an error of the given kind.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
+        Self { kind, message: message.into() }
     }
 
     /// The event's data is wrong for this plugin; the router will not retry it.

@@ -110,10 +110,7 @@ impl Event {
     /// not have that shape, so a bad upstream event is recorded rather than retried.
     pub fn data<T: DeserializeOwned>(&self) -> Result<T> {
         serde_json::from_str(&self.data).map_err(|err| {
-            Error::invalid_input(format!(
-                "event data is not a valid {}: {err}",
-                std::any::type_name::<T>()
-            ))
+            Error::invalid_input(format!("event data is not a valid {}: {err}", std::any::type_name::<T>()))
         })
     }
 
@@ -140,10 +137,7 @@ impl Event {
 
     /// The value of attribute `name`, if set.
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// Sets attribute `name` (delivered as a CloudEvents extension), replacing any value it
@@ -224,8 +218,7 @@ impl Event {
 }
 
 fn to_json<T: Serialize + ?Sized>(data: &T) -> Result<String> {
-    serde_json::to_string(data)
-        .map_err(|err| Error::fatal(format!("cannot serialize event data: {err}")))
+    serde_json::to_string(data).map_err(|err| Error::fatal(format!("cannot serialize event data: {err}")))
 }
 
 #[cfg(test)]
@@ -265,10 +258,7 @@ mod tests {
         ev.attributes.push(("a".into(), "dup".into()));
         ev.set_attribute("a", "2");
         ev.set_attribute("b", "3");
-        assert_eq!(
-            ev.attributes(),
-            &[("a".into(), "2".into()), ("b".into(), "3".into())]
-        );
+        assert_eq!(ev.attributes(), &[("a".into(), "2".into()), ("b".into(), "3".into())]);
         assert_eq!(ev.remove_attribute("a").as_deref(), Some("2"));
         assert_eq!(ev.attribute("a"), None);
     }
@@ -277,9 +267,6 @@ mod tests {
     fn bad_data_is_invalid_input() {
         let mut ev = sample();
         ev.data = "not json".into();
-        assert_eq!(
-            ev.data_json().unwrap_err().kind(),
-            crate::ErrorKind::InvalidInput
-        );
+        assert_eq!(ev.data_json().unwrap_err().kind(), crate::ErrorKind::InvalidInput);
     }
 }

@@ -36,10 +36,7 @@ pub fn get_json<T: DeserializeOwned>(key: &str) -> Result<Option<T>> {
     match get(key) {
         None => Ok(None),
         Some(text) => serde_json::from_str(&text).map(Some).map_err(|err| {
-            Error::fatal(format!(
-                "kv value at {key:?} is not a valid {}: {err}",
-                std::any::type_name::<T>()
-            ))
+            Error::fatal(format!("kv value at {key:?} is not a valid {}: {err}", std::any::type_name::<T>()))
         }),
     }
 }

@@ -109,10 +109,7 @@ macro_rules! plugin {
             impl $crate::__private::Guest for __SwitchyardPlugin {
                 fn handle(
                     ev: $crate::__private::WitEvent,
-                ) -> ::core::result::Result<
-                    $crate::__private::WitVerdict,
-                    $crate::__private::WitPluginError,
-                > {
+                ) -> ::core::result::Result<$crate::__private::WitVerdict, $crate::__private::WitPluginError> {
                     $crate::__private::run(ev, $handler)
                 }
             }
@@ -154,8 +151,6 @@ pub mod __private {
     where
         F: FnOnce(Event) -> Result<Verdict>,
     {
-        handler(Event::from_wit(ev))
-            .map(Verdict::into_wit)
-            .map_err(crate::Error::into_wit)
+        handler(Event::from_wit(ev)).map(Verdict::into_wit).map_err(crate::Error::into_wit)
     }
 }

@@ -359,10 +359,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(tagged.contact.unwrap().id, Some(456));
-        assert_eq!(
-            tagged.attribution.unwrap().r#type.as_deref(),
-            Some("session")
-        );
+        assert_eq!(tagged.attribution.unwrap().r#type.as_deref(), Some("session"));
 
         let deal: Deal = serde_json::from_str(
             r#"{"id":"dl_def456","title":"Enterprise License","number":"DL-0001","price":25000,

@@ -40,9 +40,7 @@ impl Verdict {
         match self {
             Verdict::Drop(reason) => WitVerdict::Drop(reason),
             Verdict::Pass(ev) => WitVerdict::Pass(ev.into_wit()),
-            Verdict::Emit(events) => {
-                WitVerdict::Emit(events.into_iter().map(Event::into_wit).collect())
-            }
+            Verdict::Emit(events) => WitVerdict::Emit(events.into_iter().map(Event::into_wit).collect()),
         }
     }
 }

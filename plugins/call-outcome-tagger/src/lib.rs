@@ -30,31 +30,19 @@ fn handle(mut ev: Event) -> Result<Verdict> {
 
     // Keep every original field (including ones the typed struct does not know about).
     let Value::Object(mut data) = ev.data_json()? else {
-        return Err(Error::invalid_input(
-            "call.outcome_tagged data must be a JSON object",
-        ));
+        return Err(Error::invalid_input("call.outcome_tagged data must be a JSON object"));
     };
     data.insert("classification".into(), classification.into());
     data.insert("revenue_dollars".into(), dollars(tagged.revenue_cents));
-    data.insert(
-        "estimated_value_dollars".into(),
-        dollars(tagged.estimated_value_cents),
-    );
-    data.insert(
-        "actual_value_dollars".into(),
-        dollars(tagged.actual_value_cents),
-    );
+    data.insert("estimated_value_dollars".into(), dollars(tagged.estimated_value_cents));
+    data.insert("actual_value_dollars".into(), dollars(tagged.actual_value_cents));
 
-    let key = tagged
-        .contact
-        .as_ref()
-        .and_then(|c| c.id)
-        .map(|id| format!("contact:{id}:last_outcome"));
+    let key = tagged.contact.as_ref().and_then(|c| c.id).map(|id| format!("contact:{id}:last_outcome"));
     let previous = match &key {
         // A stored value that is not JSON (written by something else) is passed on as a string.
-        Some(key) => kv::get(key)
-            .map(|text| serde_json::from_str(&text).unwrap_or(Value::String(text)))
-            .unwrap_or(Value::Null),
+        Some(key) => {
+            kv::get(key).map(|text| serde_json::from_str(&text).unwrap_or(Value::String(text))).unwrap_or(Value::Null)
+        }
         None => Value::Null,
     };
     data.insert("previous_outcome".into(), previous);
@@ -73,9 +61,7 @@ fn handle(mut ev: Event) -> Result<Verdict> {
 
     log::info(format!(
         "call outcome {outcome} (call session {}) classified as {classification}",
-        tagged
-            .call_session_id
-            .map_or_else(|| "unknown".to_owned(), |id| id.to_string())
+        tagged.call_session_id.map_or_else(|| "unknown".to_owned(), |id| id.to_string())
     ));
 
     ev.set_data(&data)?;

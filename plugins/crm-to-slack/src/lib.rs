@@ -23,9 +23,7 @@ fn handle(ev: Event) -> Result<Verdict> {
                 "text": text,
                 "source_event": ev.event_type(),
             });
-            Ok(ev
-                .derive(OUTPUT_TYPE, &data)?
-                .with_attribute(CHANNEL_ATTRIBUTE, channel))
+            Ok(ev.derive(OUTPUT_TYPE, &data)?.with_attribute(CHANNEL_ATTRIBUTE, channel))
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Verdict::emit(outputs))
@@ -36,22 +34,16 @@ fn handle(ev: Event) -> Result<Verdict> {
 fn message_text(ev: &Event) -> String {
     let event_type = ev.event_type();
     let text = match event_type {
-        "deal.created" | "deal.updated" | "deal.stageChanged" => {
-            ev.data::<Deal>().ok().map(|deal| {
-                let client = deal
-                    .client
-                    .as_ref()
-                    .and_then(|c| c.name.as_deref())
-                    .unwrap_or("unknown client");
-                format!(
-                    "Deal {} ({}) for {client}: ${} - stage {}",
-                    or_unknown(deal.title.as_deref()),
-                    or_unknown(deal.number.as_deref()),
-                    deal.price.map_or_else(|| "?".to_owned(), number),
-                    or_unknown(deal.stage.as_deref()),
-                )
-            })
-        }
+        "deal.created" | "deal.updated" | "deal.stageChanged" => ev.data::<Deal>().ok().map(|deal| {
+            let client = deal.client.as_ref().and_then(|c| c.name.as_deref()).unwrap_or("unknown client");
+            format!(
+                "Deal {} ({}) for {client}: ${} - stage {}",
+                or_unknown(deal.title.as_deref()),
+                or_unknown(deal.number.as_deref()),
+                deal.price.map_or_else(|| "?".to_owned(), number),
+                or_unknown(deal.stage.as_deref()),
+            )
+        }),
         t if t.starts_with("lead.") => ev.data::<Lead>().ok().map(|lead| {
             format!(
                 "Lead {}: {} (stage {})",
@@ -81,11 +73,7 @@ fn or_unknown(value: Option<&str>) -> &str {
 
 /// Amounts without a spurious `.0`: `25000` → `25000`, `99.5` → `99.5`.
 fn number(value: f64) -> String {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
-    } else {
-        format!("{value}")
-    }
+    if value.fract() == 0.0 && value.abs() < 1e15 { format!("{}", value as i64) } else { format!("{value}") }
 }
 
 switchyard_guest::plugin!(handle);

@@ -24,11 +24,7 @@ fn handle(mut ev: Event) -> Result<Verdict> {
         _ => "",
     };
     if was.is_empty() || change.pace != "behind" {
-        return Ok(ev.drop(format!(
-            "pace did not worsen: {} -> {}",
-            previous.unwrap_or("none"),
-            change.pace
-        )));
+        return Ok(ev.drop(format!("pace did not worsen: {} -> {}", previous.unwrap_or("none"), change.pace)));
     }
 
     let alert = json!({
