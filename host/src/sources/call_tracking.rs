@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::{Parsed, SourceError, SourceFormat, decode, derived_id, parse_time, payload_text, required};
+use super::{Parsed, SourceError, SourceFormat, decode, event_timestamp_envelope};
 
 const FORMAT: SourceFormat = SourceFormat::CallTracking;
 
@@ -18,11 +18,5 @@ struct Envelope<'a> {
 
 pub(super) fn parse(source_key: &str, raw: &RawValue) -> Result<Parsed, SourceError> {
     let env: Envelope = decode(FORMAT, raw)?;
-    Ok(Parsed {
-        upstream_id: derived_id(source_key, raw),
-        event_type: required(FORMAT, "event", &env.event)?,
-        time: parse_time(FORMAT, "timestamp", &env.timestamp)?,
-        subject: None,
-        data: payload_text(env.data),
-    })
+    event_timestamp_envelope(FORMAT, source_key, raw, &env.event, &env.timestamp, env.data)
 }

@@ -156,6 +156,25 @@ fn payload_text(value: Option<&RawValue>) -> String {
     value.map_or_else(|| "null".to_owned(), |v| v.get().to_owned())
 }
 
+/// The `{event, timestamp, <payload>}` envelopes (call tracking, CRM): they differ only in the
+/// payload field's name, which each adapter keeps strict.
+fn event_timestamp_envelope(
+    format: SourceFormat,
+    source_key: &str,
+    raw: &RawValue,
+    event: &str,
+    timestamp: &serde_json::Value,
+    payload: Option<&RawValue>,
+) -> Result<Parsed, SourceError> {
+    Ok(Parsed {
+        upstream_id: derived_id(source_key, raw),
+        event_type: required(format, "event", event)?,
+        time: parse_time(format, "timestamp", timestamp)?,
+        subject: None,
+        data: payload_text(payload),
+    })
+}
+
 /// Stable id for formats without one: hash of the tenant's source and the exact body, so a
 /// redelivery of the same bytes is recognised.
 fn derived_id(source_key: &str, raw: &RawValue) -> String {

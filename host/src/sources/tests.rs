@@ -65,7 +65,12 @@ fn cloudevents_id_is_scoped_by_source() {
     let p = parse_fixture(SourceFormat::Cloudevents, "cloudevents/invoice_paid.json");
     assert_eq!(p.upstream_id, "https://crm.example.com/webhooks ce-7d1f0b");
     assert_eq!(p.subject.as_deref(), Some("inv_ghi012"));
-    let err = parse(SourceFormat::Cloudevents, "k", &HeaderMap::new(), br#"{"specversion":"0.3","id":"1","source":"s","type":"t"}"#);
+    let err = parse(
+        SourceFormat::Cloudevents,
+        "k",
+        &HeaderMap::new(),
+        br#"{"specversion":"0.3","id":"1","source":"s","type":"t"}"#,
+    );
     assert!(matches!(err, Err(SourceError::Envelope { .. })));
 }
 
@@ -78,7 +83,8 @@ fn malformed_bodies_are_refused_with_a_reason() {
     assert!(missing.unwrap_err().to_string().contains("event"));
     let empty = parse(SourceFormat::CallTracking, "k", &h, br#"{"event":" ","timestamp":"2025-01-15T10:30:00Z"}"#);
     assert!(empty.unwrap_err().to_string().contains("must not be empty"));
-    let bad_time = parse(SourceFormat::Coaching, "k", &h, br#"{"id":"1","type":"t","created_at":"yesterday","data":{}}"#);
+    let bad_time =
+        parse(SourceFormat::Coaching, "k", &h, br#"{"id":"1","type":"t","created_at":"yesterday","data":{}}"#);
     assert!(bad_time.unwrap_err().to_string().contains("created_at"));
 }
 
