@@ -108,7 +108,8 @@ impl Runtime {
         };
         let state = store.data();
         let outcome = match result {
-            Ok(Ok(verdict)) => check_output(event, verdict, &limits).map_err(|message| PluginFailure::InvalidOutput { plugin: label.clone(), message }),
+            Ok(Ok(verdict)) => check_output(event, verdict, &limits)
+                .map_err(|message| PluginFailure::InvalidOutput { plugin: label.clone(), message }),
             Ok(Err(err)) => {
                 let (kind, message) = match err {
                     wit::PluginError::InvalidInput(m) => ("invalid-input", m),
@@ -117,7 +118,9 @@ impl Runtime {
                 };
                 Err(PluginFailure::Error { plugin: label.clone(), kind, message: truncate(message, 1024) })
             }
-            Err(CallError::Instantiate(e)) => Err(PluginFailure::Instantiate { plugin: label.clone(), message: format!("{e:#}") }),
+            Err(CallError::Instantiate(e)) => {
+                Err(PluginFailure::Instantiate { plugin: label.clone(), message: format!("{e:#}") })
+            }
             Err(CallError::Trap(e)) => Err(classify_trap(&label, &e, state, limits.timeout)),
         };
         outcome.map(|verdict| Invocation {
@@ -226,4 +229,85 @@ fn check_output(input: &Event, verdict: wit::Verdict, limits: &crate::config::Pl
         });
     }
     Ok(Verdict::Continue(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PluginLimits;
+
+    fn input() -> Event {
+        Event {
+            id: EventId::parse("evt_in").unwrap(),
+            tenant: "acme".into(),
+            source: "calls".into(),
+            event_type: "call.ended".into(),
+            time: "2026-03-25T18:35:00Z".parse().unwrap(),
+            subject: None,
+            data: "{}".into(),
+            attributes: vec![],
+        }
+    }
+
+    fn out(data: &str) -> wit::Event {
+        wit::Event {
+            id: String::new(),
+            tenant: "someone-else".into(),
+            source: "elsewhere".into(),
+            event_type: "x.y".into(),
+            time: String::new(),
+            subject: None,
+            data: data.into(),
+            attributes: vec![],
+        }
+    }
+
+    fn limits() -> PluginLimits {
+        PluginLimits { max_fanout: 3, max_output_bytes: 64, ..PluginLimits::default() }
+    }
+
+    #[test]
+    fn pass_keeps_the_id_and_pins_tenant_and_source() {
+        let Verdict::Continue(evs) = check_output(&input(), wit::Verdict::Pass(out("{\"a\":1}")), &limits()).unwrap()
+        else {
+            panic!("expected outputs")
+        };
+        assert_eq!(evs[0].id.as_str(), "evt_in");
+        assert_eq!((evs[0].tenant.as_str(), evs[0].source.as_str()), ("acme", "calls"));
+        assert_eq!(evs[0].time, input().time, "an empty time inherits the input's");
+    }
+
+    #[test]
+    fn emitted_events_get_fresh_ids() {
+        let Verdict::Continue(evs) =
+            check_output(&input(), wit::Verdict::Emit(vec![out("1"), out("2")]), &limits()).unwrap()
+        else {
+            panic!("expected outputs")
+        };
+        assert_ne!(evs[0].id, evs[1].id);
+        assert_ne!(evs[0].id.as_str(), "evt_in");
+    }
+
+    #[test]
+    fn bad_output_is_refused_with_the_reason() {
+        let l = limits();
+        let bad = |v| check_output(&input(), v, &l).unwrap_err();
+        assert!(bad(wit::Verdict::Pass(out("{not json"))).contains("not valid JSON"));
+        assert!(bad(wit::Verdict::Emit(vec![out("1"); 4])).contains("emitted 4 events; the limit is 3"));
+        assert!(bad(wit::Verdict::Pass(out(&format!("\"{}\"", "x".repeat(80))))).contains("the limit is 64"));
+        let mut no_type = out("1");
+        no_type.event_type = " ".into();
+        assert!(bad(wit::Verdict::Pass(no_type)).contains("empty type"));
+        let mut bad_time = out("1");
+        bad_time.time = "yesterday".into();
+        assert!(bad(wit::Verdict::Pass(bad_time)).contains("RFC 3339"));
+    }
+
+    #[test]
+    fn an_empty_emit_is_a_drop() {
+        assert_eq!(
+            check_output(&input(), wit::Verdict::Emit(vec![]), &limits()).unwrap(),
+            Verdict::Drop("plugin emitted no events".into())
+        );
+    }
 }
