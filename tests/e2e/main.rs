@@ -3,6 +3,7 @@
 
 mod support;
 
+mod admin;
 mod delivery;
 mod ingest_errors;
 mod plugins;

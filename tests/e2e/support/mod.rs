@@ -57,7 +57,11 @@ impl TestRouter {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let data_dir = tempfile::tempdir().unwrap();
+        Self::start_on(tempfile::tempdir().unwrap(), tweak).await
+    }
+
+    /// Starts on an existing data directory (a restart).
+    pub async fn start_on(data_dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config(data_dir.path());
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -144,7 +148,13 @@ impl TestRouter {
         self.ok(reqwest::Method::PUT, &format!("/v1/tenants/{tenant}/routes"), doc).await["version"].as_i64().unwrap()
     }
 
-    pub async fn ingest(&self, tenant: &str, source: &str, body: &[u8], headers: &[(String, String)]) -> (StatusCode, Value) {
+    pub async fn ingest(
+        &self,
+        tenant: &str,
+        source: &str,
+        body: &[u8],
+        headers: &[(String, String)],
+    ) -> (StatusCode, Value) {
         let mut req = self
             .http
             .post(format!("{}/v1/ingest/{tenant}/{source}", self.base))

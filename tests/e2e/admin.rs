@@ -1,0 +1,30 @@
+//! The admin token: generated on first start when none is configured, kept private in the
+//! data directory, and the same on the next start.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use crate::support::TestRouter;
+
+#[tokio::test]
+async fn a_generated_admin_token_is_saved_privately_and_reused() {
+    let r = TestRouter::start_with(|c| c.admin_token = None).await;
+    let path = r.data_dir.path().join("admin-token");
+    let token = std::fs::read_to_string(&path).expect("token file written on first start");
+    assert!(token.starts_with("sya_") && token.len() > 40, "{token}");
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let list = |token: String| {
+        let (http, base) = (r.http.clone(), r.base.clone());
+        async move { http.get(format!("{base}/v1/tenants")).bearer_auth(token).send().await.unwrap().status() }
+    };
+    assert_eq!(list(token.clone()).await, 200);
+    assert_eq!(list("test-admin-token-0123456789".into()).await, 401, "the test default is not in force");
+
+    // Same data directory, second start: the same token, not a new one.
+    let dir = r.stop().await;
+    let again = TestRouter::start_on(dir, |c| c.admin_token = None).await;
+    assert_eq!(std::fs::read_to_string(again.data_dir.path().join("admin-token")).unwrap(), token);
+    let status = again.http.get(format!("{}/v1/tenants", again.base)).bearer_auth(&token).send().await.unwrap().status();
+    assert_eq!(status, 200);
+    again.stop().await;
+}
