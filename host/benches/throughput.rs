@@ -27,11 +27,20 @@ const TOKEN: &str = "bench-admin-token-0123456789";
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str, default: usize| {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
     };
     let events = arg("--events", 2000);
     let concurrency = arg("--concurrency", 32);
-    let plugin = args.iter().position(|a| a == "--plugin").and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| "call-outcome-tagger".into());
+    let plugin = args
+        .iter()
+        .position(|a| a == "--plugin")
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| "call-outcome-tagger".into());
     println!("switchyard throughput: {events} events, {concurrency} concurrent senders, plugin {plugin}");
 
     invocation_cost(&plugin).await?;
@@ -39,7 +48,10 @@ async fn main() -> anyhow::Result<()> {
 }
 
 fn sample_event(i: usize) -> Vec<u8> {
-    let mut ev: serde_json::Value = serde_json::from_slice(&std::fs::read(plugins::repo_root().join("tests/fixtures/call-tracking/call_outcome_tagged.json")).unwrap()).unwrap();
+    let mut ev: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(plugins::repo_root().join("tests/fixtures/call-tracking/call_outcome_tagged.json")).unwrap(),
+    )
+    .unwrap();
     ev["data"]["id"] = json!(i);
     ev["data"]["contact"]["id"] = json!(i % 500);
     serde_json::to_vec(&ev).unwrap()
@@ -76,7 +88,11 @@ async fn invocation_cost(plugin: &str) -> anyhow::Result<()> {
         runtime.invoke(&loaded, &tenant.id, Arc::clone(&config), &event).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     let per = t.elapsed() / n;
-    println!("  plugin call (fresh instance, kv read+write, JSON rewrite): {:.1} us/event, {:.0} calls/s on one task", per.as_secs_f64() * 1e6, 1.0 / per.as_secs_f64());
+    println!(
+        "  plugin call (fresh instance, kv read+write, JSON rewrite): {:.1} us/event, {:.0} calls/s on one task",
+        per.as_secs_f64() * 1e6,
+        1.0 / per.as_secs_f64()
+    );
     let _: TenantId = tenant.id;
     Ok(())
 }
@@ -113,8 +129,16 @@ async fn end_to_end(plugin: &str, events: usize, concurrency: usize) -> anyhow::
 
     let admin = |m: reqwest::Method, p: &str| http.request(m, format!("{base}{p}")).bearer_auth(TOKEN);
     admin(reqwest::Method::POST, "/v1/tenants").json(&json!({"name": "bench"})).send().await?.error_for_status()?;
-    admin(reqwest::Method::PUT, "/v1/tenants/bench/sources/calls").json(&json!({"format": "call-tracking"})).send().await?.error_for_status()?;
-    admin(reqwest::Method::POST, &format!("/v1/tenants/bench/plugins/{plugin}")).body(plugins::wasm(plugin)).send().await?.error_for_status()?;
+    admin(reqwest::Method::PUT, "/v1/tenants/bench/sources/calls")
+        .json(&json!({"format": "call-tracking"}))
+        .send()
+        .await?
+        .error_for_status()?;
+    admin(reqwest::Method::POST, &format!("/v1/tenants/bench/plugins/{plugin}"))
+        .body(plugins::wasm(plugin))
+        .send()
+        .await?
+        .error_for_status()?;
     admin(reqwest::Method::PUT, "/v1/tenants/bench/routes")
         .json(&json!({"routes": [{"name": "r", "pipeline": [{"plugin": plugin}], "destinations": [{"url": format!("http://{rx_addr}/hook"), "secret": SECRET}]}]}))
         .send()
@@ -150,11 +174,19 @@ async fn end_to_end(plugin: &str, events: usize, concurrency: usize) -> anyhow::
     // spam/wrong_number are dropped by the tagger; the sample is "booked", so all are delivered.
     while received.load(Ordering::Relaxed) < events {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(600), "deliveries stalled at {}", received.load(Ordering::Relaxed));
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(600),
+            "deliveries stalled at {}",
+            received.load(Ordering::Relaxed)
+        );
     }
     let done = start.elapsed();
     println!("  ingest (202 after durable write): {:.0} events/s", events as f64 / acked.as_secs_f64());
-    println!("  end to end (ingest -> plugin -> signed delivery received): {:.0} events/s ({events} in {:.2} s)", events as f64 / done.as_secs_f64(), done.as_secs_f64());
+    println!(
+        "  end to end (ingest -> plugin -> signed delivery received): {:.0} events/s ({events} in {:.2} s)",
+        events as f64 / done.as_secs_f64(),
+        done.as_secs_f64()
+    );
     shutdown.cancel();
     server.await??;
     Ok(())

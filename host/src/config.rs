@@ -146,16 +146,7 @@ impl Default for DeliveryConfig {
         let m = |mins: u64| Duration::from_secs(mins * 60);
         Self {
             timeout: Duration::from_secs(15),
-            retry_schedule: vec![
-                Duration::ZERO,
-                Duration::from_secs(5),
-                m(5),
-                m(30),
-                m(120),
-                m(300),
-                m(600),
-                m(600),
-            ],
+            retry_schedule: vec![Duration::ZERO, Duration::from_secs(5), m(5), m(30), m(120), m(300), m(600), m(600)],
             jitter: 0.2,
             concurrency: 64,
             poll_interval: Duration::from_secs(1),

@@ -66,7 +66,8 @@ const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 /// the delivery worker. Work that was pending at the last stop (or crash) resumes.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir).await.context("opening the store")?;
     let released = store.release_leases().await?;
     if released > 0 {
@@ -90,7 +91,15 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         first_delivery_delay: config.delivery.retry_schedule[0],
     });
     let delivery = Arc::new(DeliveryWorker::new(store.clone(), config.delivery.clone(), delivery_wake.clone()));
-    let state = AppState { store, runtime, routes, config: config.clone(), admin_token: admin_token.into(), pipeline_wake, delivery_wake };
+    let state = AppState {
+        store,
+        runtime,
+        routes,
+        config: config.clone(),
+        admin_token: admin_token.into(),
+        pipeline_wake,
+        delivery_wake,
+    };
 
     let workers = CancellationToken::new();
     let pipeline_task = tokio::spawn(pipeline.run(workers.clone()));

@@ -103,7 +103,12 @@ impl Pipeline {
 
     /// The plugin chain of one route, then one delivery per output and destination. A failure
     /// anywhere in the chain fails the route for this event as a whole: no partial output.
-    async fn run_route(&self, route: &CompiledRoute, tenant: &TenantId, event: &Event) -> (RouteResult, Vec<NewDelivery>) {
+    async fn run_route(
+        &self,
+        route: &CompiledRoute,
+        tenant: &TenantId,
+        event: &Event,
+    ) -> (RouteResult, Vec<NewDelivery>) {
         let result = |outcome, detail: Option<String>, outputs: usize| RouteResult {
             route: route.name.clone(),
             outcome,

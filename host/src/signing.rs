@@ -72,9 +72,10 @@ impl Secret {
     /// True when any `v1,` entry of a (space-separated) signature header matches.
     /// Comparison is constant-time.
     pub fn matches(&self, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
-        header.split_whitespace().filter_map(|sig| sig.strip_prefix("v1,")).any(|b64| {
-            B64.decode(b64).is_ok_and(|bytes| self.mac(id, timestamp, body).verify_slice(&bytes).is_ok())
-        })
+        header
+            .split_whitespace()
+            .filter_map(|sig| sig.strip_prefix("v1,"))
+            .any(|b64| B64.decode(b64).is_ok_and(|bytes| self.mac(id, timestamp, body).verify_slice(&bytes).is_ok()))
     }
 }
 

@@ -14,7 +14,14 @@ async fn router() -> TestRouter {
     r
 }
 
-async fn refused(r: &TestRouter, source: &str, body: &[u8], headers: &[(String, String)], status: StatusCode, needle: &str) {
+async fn refused(
+    r: &TestRouter,
+    source: &str,
+    body: &[u8],
+    headers: &[(String, String)],
+    status: StatusCode,
+    needle: &str,
+) {
     let (got, resp) = r.ingest("acme", source, body, headers).await;
     assert_eq!(got, status, "{resp}");
     let message = resp["error"]["message"].as_str().unwrap_or_default();
@@ -29,10 +36,33 @@ async fn each_bad_input_gets_its_code_and_nothing_is_stored() {
     let user = fixture("standard-webhooks/user_created.json");
 
     refused(&r, "calls", b"{\"event\": ", &[], StatusCode::BAD_REQUEST, "not valid JSON").await;
-    refused(&r, "calls", br#"{"timestamp":"2026-03-25T18:35:00Z","data":{}}"#, &[], StatusCode::UNPROCESSABLE_ENTITY, "event").await;
-    refused(&r, "calls", br#"{"event":"call.ended","timestamp":"last tuesday","data":{}}"#, &[], StatusCode::UNPROCESSABLE_ENTITY, "timestamp").await;
+    refused(
+        &r,
+        "calls",
+        br#"{"timestamp":"2026-03-25T18:35:00Z","data":{}}"#,
+        &[],
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "event",
+    )
+    .await;
+    refused(
+        &r,
+        "calls",
+        br#"{"event":"call.ended","timestamp":"last tuesday","data":{}}"#,
+        &[],
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "timestamp",
+    )
+    .await;
     refused(&r, "nope", &good, &[], StatusCode::NOT_FOUND, "no source named \"nope\"").await;
-    let (status, resp) = r.http.post(format!("{}/v1/ingest/ghost/calls", r.base)).body(good.clone()).send().await.map(|x| (x.status(), x)).unwrap();
+    let (status, resp) = r
+        .http
+        .post(format!("{}/v1/ingest/ghost/calls", r.base))
+        .body(good.clone())
+        .send()
+        .await
+        .map(|x| (x.status(), x))
+        .unwrap();
     assert_eq!(status, StatusCode::NOT_FOUND, "{:?}", resp.text().await);
 
     let mut big = good.clone();
@@ -40,7 +70,15 @@ async fn each_bad_input_gets_its_code_and_nothing_is_stored() {
     big.extend(format!(",\"pad\":\"{}\"}}", "x".repeat(5000)).into_bytes());
     refused(&r, "calls", &big, &[], StatusCode::PAYLOAD_TOO_LARGE, "limit").await;
 
-    let (status, _) = r.http.post(format!("{}/v1/ingest/acme/calls", r.base)).header("content-type", "text/plain").body(good.clone()).send().await.map(|x| (x.status(), ())).unwrap();
+    let (status, _) = r
+        .http
+        .post(format!("{}/v1/ingest/acme/calls", r.base))
+        .header("content-type", "text/plain")
+        .body(good.clone())
+        .send()
+        .await
+        .map(|x| (x.status(), ()))
+        .unwrap();
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     refused(&r, "svix", &user, &[], StatusCode::UNAUTHORIZED, "svix-id").await;
@@ -97,9 +135,11 @@ async fn the_admin_api_needs_the_token_and_validates_input() {
     assert_eq!(status, StatusCode::CONFLICT);
     let (status, _) = r.request(reqwest::Method::POST, "/v1/tenants", Some(json!({"name": "has space"}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    let (status, body) = r.request(reqwest::Method::PUT, "/v1/tenants/acme/sources/s", Some(json!({"format": "svix"}))).await;
+    let (status, body) =
+        r.request(reqwest::Method::PUT, "/v1/tenants/acme/sources/s", Some(json!({"format": "svix"}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a signed format needs its secret: {body}");
-    let (status, _) = r.request(reqwest::Method::PUT, "/v1/tenants/acme/sources/s", Some(json!({"format": "xml"}))).await;
+    let (status, _) =
+        r.request(reqwest::Method::PUT, "/v1/tenants/acme/sources/s", Some(json!({"format": "xml"}))).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let (status, body) = r

@@ -17,7 +17,8 @@ async fn tagger(rx: &Receiver) -> TestRouter {
     r.tenant("acme").await;
     r.source("acme", "calls", "call-tracking", None).await;
     r.plugin("acme", "call-outcome-tagger").await;
-    r.routes("acme", json!({"routes": [route("tag", "calls", &["call.*"], &["call-outcome-tagger"], &rx.url("tag"))]})).await;
+    r.routes("acme", json!({"routes": [route("tag", "calls", &["call.*"], &["call-outcome-tagger"], &rx.url("tag"))]}))
+        .await;
     r
 }
 
@@ -105,7 +106,8 @@ async fn chained_plugins_and_several_destinations() {
     let rx = Receiver::start().await;
     let r = tagger(&rx).await;
     r.plugin("acme", "passthrough").await;
-    let mut two = route("two", "calls", &["call.outcome_tagged"], &["passthrough", "call-outcome-tagger"], &rx.url("a"));
+    let mut two =
+        route("two", "calls", &["call.outcome_tagged"], &["passthrough", "call-outcome-tagger"], &rx.url("a"));
     two["destinations"].as_array_mut().unwrap().push(json!({"url": rx.url("b"), "secret": crate::support::SECRET}));
     r.routes("acme", json!({"routes": [two]})).await;
     r.send("acme", "calls", &outcome(5, "booked", 9)).await;

@@ -21,7 +21,10 @@ impl Process {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = dir.join("switchyard.toml");
         // Many quick retries: deliveries stay pending (not dead) while the receiver refuses.
-        let schedule = std::iter::once("\"0s\"".to_owned()).chain((0..50).map(|_| "\"200ms\"".to_owned())).collect::<Vec<_>>().join(", ");
+        let schedule = std::iter::once("\"0s\"".to_owned())
+            .chain((0..50).map(|_| "\"200ms\"".to_owned()))
+            .collect::<Vec<_>>()
+            .join(", ");
         std::fs::write(
             &config,
             format!(
@@ -63,7 +66,13 @@ impl Drop for Process {
 }
 
 async fn admin(base: &str, method: reqwest::Method, path: &str, body: Value) {
-    let resp = reqwest::Client::new().request(method, format!("{base}{path}")).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap();
+    let resp = reqwest::Client::new()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert!(resp.status().is_success(), "{path}: {}", resp.status());
 }
 
@@ -77,7 +86,13 @@ async fn acknowledged_events_survive_sigkill() {
     let p = Process::start(dir.path()).await;
     admin(&p.base, reqwest::Method::POST, "/v1/tenants", json!({"name": "acme"})).await;
     admin(&p.base, reqwest::Method::PUT, "/v1/tenants/acme/sources/calls", json!({"format": "call-tracking"})).await;
-    admin(&p.base, reqwest::Method::PUT, "/v1/tenants/acme/routes", json!({"routes": [route("all", "calls", &[], &[], &rx.url("hook"))]})).await;
+    admin(
+        &p.base,
+        reqwest::Method::PUT,
+        "/v1/tenants/acme/routes",
+        json!({"routes": [route("all", "calls", &[], &[], &rx.url("hook"))]}),
+    )
+    .await;
 
     let http = reqwest::Client::new();
     let template: Value = serde_json::from_slice(&fixture("call-tracking/call_ended.json")).unwrap();
@@ -108,7 +123,12 @@ async fn acknowledged_events_survive_sigkill() {
         if ok == acked {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "after restart only {} of {} acknowledged events arrived", ok.len(), acked.len());
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "after restart only {} of {} acknowledged events arrived",
+            ok.len(),
+            acked.len()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     p.kill();

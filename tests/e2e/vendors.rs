@@ -66,7 +66,11 @@ async fn svix_signed_user_event_is_verified_and_synced() {
     r.tenant("train").await;
     r.source("train", "svix", "svix", Some(SECRET)).await;
     r.plugin("train", "svix-user-sync").await;
-    r.routes("train", json!({"routes": [route("directory", "svix", &["user.*", "org.*"], &["svix-user-sync"], &rx.url("dir"))]})).await;
+    r.routes(
+        "train",
+        json!({"routes": [route("directory", "svix", &["user.*", "org.*"], &["svix-user-sync"], &rx.url("dir"))]}),
+    )
+    .await;
 
     let body = fixture("standard-webhooks/user_created.json");
     let headers = svix_headers(SECRET, "msg_2LJq5bxm", chrono::Utc::now().timestamp(), &body);

@@ -17,13 +17,20 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tenants/{tenant}/deliveries/{id}/replay", post(replay))
 }
 
-async fn list(State(state): State<AppState>, Path(tenant): Path<String>, Query(q): Query<ListQuery>) -> Result<Json<Value>, ApiError> {
+async fn list(
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     let (status, limit) = q.parse(&["pending", "delivered", "dead"])?;
     Ok(Json(json!({ "deliveries": state.store.list_deliveries(&tenant_id, status, limit).await? })))
 }
 
-async fn show(State(state): State<AppState>, Path((tenant, id)): Path<(String, String)>) -> Result<Json<DeliveryDetail>, ApiError> {
+async fn show(
+    State(state): State<AppState>,
+    Path((tenant, id)): Path<(String, String)>,
+) -> Result<Json<DeliveryDetail>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     let not_found = || ApiError::NotFound(format!("no delivery {id:?}"));
     let delivery_id = DeliveryId::parse(&id).ok_or_else(not_found)?;
@@ -31,7 +38,10 @@ async fn show(State(state): State<AppState>, Path((tenant, id)): Path<(String, S
 }
 
 /// Re-queues a dead (or delivered) delivery with the same webhook id and a fresh schedule.
-async fn replay(State(state): State<AppState>, Path((tenant, id)): Path<(String, String)>) -> Result<(StatusCode, Json<Value>), ApiError> {
+async fn replay(
+    State(state): State<AppState>,
+    Path((tenant, id)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     let delivery_id = DeliveryId::parse(&id).ok_or_else(|| ApiError::NotFound(format!("no delivery {id:?}")))?;
     if !state.store.replay_delivery(&tenant_id, &delivery_id).await? {

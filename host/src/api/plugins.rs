@@ -18,12 +18,10 @@ use crate::runtime::RuntimeError;
 use crate::store::PluginVersionMeta;
 
 pub fn router(config: &Config) -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/plugins", get(list))
-        .route(
-            "/v1/tenants/{tenant}/plugins/{name}",
-            post(upload).layer(DefaultBodyLimit::max(config.plugins.max_upload_bytes)),
-        )
+    Router::new().route("/v1/tenants/{tenant}/plugins", get(list)).route(
+        "/v1/tenants/{tenant}/plugins/{name}",
+        post(upload).layer(DefaultBodyLimit::max(config.plugins.max_upload_bytes)),
+    )
 }
 
 async fn upload(

@@ -20,14 +20,17 @@ async fn apply(
 ) -> Result<Json<Value>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     let allow_private = state.config.delivery.allow_private_destinations;
-    let (version, resolved) = routes::apply(&doc, &tenant_id, allow_private, &state.store, &state.runtime, &state.routes)
-        .await
-        .map_err(|e| match e {
-            ApplyError::Invalid(details) => ApiError::Unprocessable { message: "invalid route document".into(), details },
-            ApplyError::Store(e) => e.into(),
-            ApplyError::Runtime(RuntimeError::Internal(m)) => ApiError::Internal(m),
-            ApplyError::Runtime(e) => ApiError::Internal(format!("a stored plugin failed to load: {e}")),
-        })?;
+    let (version, resolved) =
+        routes::apply(&doc, &tenant_id, allow_private, &state.store, &state.runtime, &state.routes).await.map_err(
+            |e| match e {
+                ApplyError::Invalid(details) => {
+                    ApiError::Unprocessable { message: "invalid route document".into(), details }
+                }
+                ApplyError::Store(e) => e.into(),
+                ApplyError::Runtime(RuntimeError::Internal(m)) => ApiError::Internal(m),
+                ApplyError::Runtime(e) => ApiError::Internal(format!("a stored plugin failed to load: {e}")),
+            },
+        )?;
     tracing::info!(tenant, version, "routes applied");
     Ok(Json(json!({ "version": version, "document": resolved })))
 }
@@ -40,5 +43,7 @@ async fn show(State(state): State<AppState>, Path(tenant): Path<String>) -> Resu
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("tenant {tenant:?} has no routes yet")))?;
     let document: Value = serde_json::from_str(&row.document).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Ok(Json(json!({ "version": row.version, "created_at": crate::store::ms_to_rfc3339(row.created_at), "document": document })))
+    Ok(Json(
+        json!({ "version": row.version, "created_at": crate::store::ms_to_rfc3339(row.created_at), "document": document }),
+    ))
 }

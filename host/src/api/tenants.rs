@@ -27,7 +27,10 @@ struct NewTenant {
     name: String,
 }
 
-async fn create(State(state): State<AppState>, ApiJson(body): ApiJson<NewTenant>) -> Result<(StatusCode, Json<Tenant>), ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<NewTenant>,
+) -> Result<(StatusCode, Json<Tenant>), ApiError> {
     if !valid_name(&body.name) {
         return Err(ApiError::unprocessable(format!("tenant name: {NAME_RULE}")));
     }
@@ -77,13 +80,19 @@ async fn put_source(
     })?;
     match (format.is_signed(), &spec.secret) {
         (true, None) => {
-            return Err(ApiError::unprocessable(format!("format {} is signed: give the sender's secret (whsec_...)", format.as_str())));
+            return Err(ApiError::unprocessable(format!(
+                "format {} is signed: give the sender's secret (whsec_...)",
+                format.as_str()
+            )));
         }
         (true, Some(s)) if Secret::parse(s).is_err() => {
             return Err(ApiError::unprocessable("secret must be whsec_<base64 of at least 16 bytes>"));
         }
         (false, Some(_)) => {
-            return Err(ApiError::unprocessable(format!("format {} carries no signature; remove the secret", format.as_str())));
+            return Err(ApiError::unprocessable(format!(
+                "format {} carries no signature; remove the secret",
+                format.as_str()
+            )));
         }
         _ => {}
     }
@@ -91,9 +100,16 @@ async fn put_source(
     Ok(Json(source_json(&tenant, &row)))
 }
 
-async fn show_source(State(state): State<AppState>, Path((tenant, name)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+async fn show_source(
+    State(state): State<AppState>,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
-    let row = state.store.source(&tenant_id, &name).await?.ok_or_else(|| ApiError::NotFound(format!("no source named {name:?}")))?;
+    let row = state
+        .store
+        .source(&tenant_id, &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no source named {name:?}")))?;
     Ok(Json(source_json(&tenant, &row)))
 }
 
@@ -103,7 +119,10 @@ async fn list_sources(State(state): State<AppState>, Path(tenant): Path<String>)
     Ok(Json(json!({ "sources": rows.iter().map(|s| source_json(&tenant, s)).collect::<Vec<_>>() })))
 }
 
-async fn delete_source(State(state): State<AppState>, Path((tenant, name)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+async fn delete_source(
+    State(state): State<AppState>,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     if state.store.delete_source(&tenant_id, &name).await? {
         Ok(StatusCode::NO_CONTENT)

@@ -100,7 +100,13 @@ impl DeliveryWorker {
             (DeliveryStatus::Dead, None)
         } else {
             let tries_done = (job.tries + 1) as usize;
-            match schedule::next_delay(&self.config.retry_schedule, tries_done, self.config.jitter, retry_after, rand::random()) {
+            match schedule::next_delay(
+                &self.config.retry_schedule,
+                tries_done,
+                self.config.jitter,
+                retry_after,
+                rand::random(),
+            ) {
                 Some(delay) => (DeliveryStatus::Pending, Some(now_ms() + delay.as_millis() as i64)),
                 None => (DeliveryStatus::Dead, None),
             }
@@ -112,7 +118,15 @@ impl DeliveryWorker {
         if status == DeliveryStatus::Dead {
             tracing::warn!(delivery = %job.id, url = %job.url, attempts = attempt, "dead-lettered: {}", error.as_deref().unwrap_or(""));
         }
-        let record = AttemptRecord { started_at, duration_ms, status_code, error, response_snippet: snippet, status, next_attempt_at };
+        let record = AttemptRecord {
+            started_at,
+            duration_ms,
+            status_code,
+            error,
+            response_snippet: snippet,
+            status,
+            next_attempt_at,
+        };
         if let Err(e) = self.store.record_attempt(&job.id, attempt, &record).await {
             // The lease runs out and the delivery is tried again: at-least-once.
             tracing::error!(delivery = %job.id, "recording attempt: {e}");

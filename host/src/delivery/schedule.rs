@@ -8,7 +8,13 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 /// The delay before the next try, given how many tries this round has made (including the one
 /// that just failed), or `None` when the schedule is exhausted and the delivery is dead.
 /// `unit` is a random number in [0, 1) that spreads retries by +-`jitter`.
-pub fn next_delay(schedule: &[Duration], tries_done: usize, jitter: f64, retry_after: Option<Duration>, unit: f64) -> Option<Duration> {
+pub fn next_delay(
+    schedule: &[Duration],
+    tries_done: usize,
+    jitter: f64,
+    retry_after: Option<Duration>,
+    unit: f64,
+) -> Option<Duration> {
     let base = *schedule.get(tries_done)?;
     let spread = 1.0 + jitter * (2.0 * unit - 1.0);
     let delay = base.mul_f64(spread.max(0.0));

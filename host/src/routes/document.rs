@@ -146,7 +146,10 @@ impl RouteDocument {
                     problem(format!("{at}.destinations[{j}].url"), m);
                 }
                 if Secret::parse(&d.secret).is_err() || !d.secret.starts_with("whsec_") {
-                    problem(format!("{at}.destinations[{j}].secret"), "must be whsec_<base64 of at least 16 bytes>".into());
+                    problem(
+                        format!("{at}.destinations[{j}].secret"),
+                        "must be whsec_<base64 of at least 16 bytes>".into(),
+                    );
                 }
             }
         }
@@ -250,7 +253,19 @@ mod tests {
 
     #[test]
     fn internal_addresses() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"] {
@@ -260,7 +275,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused() {
-        let r: Result<RouteDocument, _> = serde_json::from_value(serde_json::json!({"routes": [{"name": "a", "destinations": [], "filter": 1}]}));
+        let r: Result<RouteDocument, _> =
+            serde_json::from_value(serde_json::json!({"routes": [{"name": "a", "destinations": [], "filter": 1}]}));
         assert!(r.unwrap_err().to_string().contains("filter"));
     }
 }

@@ -13,7 +13,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use wildmatch::WildMatch;
 
-pub use document::{BodyFormat, DestinationSpec, MatchSpec, NAME_RULE, Problem, RouteDocument, RouteSpec, StepSpec, is_internal, valid_name};
+pub use document::{
+    BodyFormat, DestinationSpec, MatchSpec, NAME_RULE, Problem, RouteDocument, RouteSpec, StepSpec, is_internal,
+    valid_name,
+};
 
 use crate::event::TenantId;
 use crate::runtime::{LoadedPlugin, PluginConfig, Runtime, RuntimeError};
@@ -172,7 +175,9 @@ pub async fn load_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable)
         // client checks again at connect time, so a later policy change still holds.
         match compile(&doc, &row.tenant_id, true, store, runtime).await {
             Ok((_, routes)) => table.install(&row.tenant_id, TenantRoutes { version: row.version, routes }),
-            Err(e) => tracing::error!(tenant = %row.tenant_id, version = row.version, "stored routes do not load: {e:?}"),
+            Err(e) => {
+                tracing::error!(tenant = %row.tenant_id, version = row.version, "stored routes do not load: {e:?}")
+            }
         }
     }
     Ok(())

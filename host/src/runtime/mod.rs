@@ -100,7 +100,8 @@ impl Runtime {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(internal)?;
         bindings::Plugin::add_to_linker::<PluginState, HasSelf<PluginState>>(&mut linker, |s| s).map_err(internal)?;
 
-        std::fs::create_dir_all(artifacts).map_err(|e| RuntimeError::Internal(format!("creating {}: {e}", artifacts.display())))?;
+        std::fs::create_dir_all(artifacts)
+            .map_err(|e| RuntimeError::Internal(format!("creating {}: {e}", artifacts.display())))?;
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let engine_hash = format!("{:016x}", h.finish());
@@ -130,7 +131,8 @@ impl Runtime {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             let sha = hex::encode(Sha256::digest(&*wasm));
-            let component = Component::new(&this.engine, &*wasm).map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
+            let component =
+                Component::new(&this.engine, &*wasm).map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
             this.prepare(&component)?;
             this.write_artifact(&sha, &component);
             Ok(sha)
@@ -152,7 +154,8 @@ impl Runtime {
             let component = match this.read_artifact(&meta.sha256) {
                 Some(c) => c,
                 None => {
-                    let c = Component::new(&this.engine, &version.wasm).map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
+                    let c = Component::new(&this.engine, &version.wasm)
+                        .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
                     this.write_artifact(&meta.sha256, &c);
                     c
                 }

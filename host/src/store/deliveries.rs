@@ -189,7 +189,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn list_deliveries(&self, tenant: &TenantId, status: Option<&str>, limit: u32) -> Result<Vec<DeliveryRow>> {
+    pub async fn list_deliveries(
+        &self,
+        tenant: &TenantId,
+        status: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRow>> {
         Ok(sqlx::query_as(&format!(
             "SELECT {ROW} FROM deliveries WHERE tenant_id = ? AND (? IS NULL OR status = ?)
              ORDER BY created_at DESC, id DESC LIMIT ?"
@@ -210,13 +215,15 @@ impl Store {
     }
 
     pub async fn delivery_detail(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Option<DeliveryDetail>> {
-        let row: Option<DeliveryRow> = sqlx::query_as(&format!("SELECT {ROW} FROM deliveries WHERE tenant_id = ? AND id = ?"))
-            .bind(tenant)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<DeliveryRow> =
+            sqlx::query_as(&format!("SELECT {ROW} FROM deliveries WHERE tenant_id = ? AND id = ?"))
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(delivery) = row else { return Ok(None) };
-        let body: Vec<u8> = sqlx::query_scalar("SELECT body FROM deliveries WHERE id = ?").bind(id).fetch_one(&self.pool).await?;
+        let body: Vec<u8> =
+            sqlx::query_scalar("SELECT body FROM deliveries WHERE id = ?").bind(id).fetch_one(&self.pool).await?;
         let attempts_log = sqlx::query_as(
             "SELECT attempt, started_at, duration_ms, status_code, error, response_snippet FROM attempts
              WHERE delivery_id = ? ORDER BY attempt",
@@ -248,11 +255,16 @@ impl Store {
     /// Drops every lease. Only for start-up of the single-process (SQLite) router: nobody
     /// else can be holding one, and waiting for them to expire would only delay recovery.
     pub async fn release_leases(&self) -> Result<u64> {
-        let done = sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL").execute(&self.pool).await?;
+        let done = sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 
     pub async fn count_deliveries(&self, status: DeliveryStatus) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = ?").bind(status).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = ?")
+            .bind(status)
+            .fetch_one(&self.pool)
+            .await?)
     }
 }

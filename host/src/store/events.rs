@@ -120,12 +120,13 @@ impl Store {
         match inserted {
             Ok(_) => Ok(InsertOutcome::Stored(ev.id.clone())),
             Err(e) if is_unique_violation(&e) => {
-                let id = sqlx::query_scalar("SELECT id FROM events WHERE tenant_id = ? AND source = ? AND upstream_id = ?")
-                    .bind(new.tenant_id)
-                    .bind(&ev.source)
-                    .bind(new.upstream_id)
-                    .fetch_one(&self.pool)
-                    .await?;
+                let id =
+                    sqlx::query_scalar("SELECT id FROM events WHERE tenant_id = ? AND source = ? AND upstream_id = ?")
+                        .bind(new.tenant_id)
+                        .bind(&ev.source)
+                        .bind(new.upstream_id)
+                        .fetch_one(&self.pool)
+                        .await?;
                 Ok(InsertOutcome::Duplicate(id))
             }
             Err(e) => Err(e.into()),
@@ -208,10 +209,12 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(event) = row else { return Ok(None) };
-        let routes = sqlx::query_as("SELECT route, outcome, detail, outputs FROM route_results WHERE event_id = ? ORDER BY route")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await?;
+        let routes = sqlx::query_as(
+            "SELECT route, outcome, detail, outputs FROM route_results WHERE event_id = ? ORDER BY route",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
         let deliveries = self.deliveries_of_event(id).await?;
         let data = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
         Ok(Some(EventDetail { event, data, routes, deliveries }))
@@ -219,6 +222,9 @@ impl Store {
 
     /// Counts by status, for tests and health checks.
     pub async fn count_events(&self, status: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE status = ?").bind(status).fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE status = ?")
+            .bind(status)
+            .fetch_one(&self.pool)
+            .await?)
     }
 }

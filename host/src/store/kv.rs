@@ -27,7 +27,11 @@ impl Store {
     }
 
     pub async fn kv_delete(&self, tenant: &TenantId, key: &str) -> Result<()> {
-        sqlx::query("DELETE FROM kv WHERE tenant_id = ? AND key = ?").bind(tenant).bind(key).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM kv WHERE tenant_id = ? AND key = ?")
+            .bind(tenant)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 }

@@ -20,8 +20,10 @@ use chrono::{DateTime, Utc};
 use serde::Serializer;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-pub use deliveries::{AttemptRecord, AttemptRow, DeliveryDetail, DeliveryJob, DeliveryRow, DeliveryStatus, NewDelivery};
-pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteResult, RouteOutcome};
+pub use deliveries::{
+    AttemptRecord, AttemptRow, DeliveryDetail, DeliveryJob, DeliveryRow, DeliveryStatus, NewDelivery,
+};
+pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteOutcome, RouteResult};
 pub use plugins::{PluginVersion, PluginVersionMeta};
 pub use routes::RouteSetRow;
 pub use tenants::{SourceRow, Tenant};

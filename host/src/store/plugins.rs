@@ -30,7 +30,13 @@ const META: &str = "id, name, version, sha256, size, created_at";
 impl Store {
     /// Stores `wasm` as the next version of `name`. Numbering happens in one statement, so two
     /// concurrent uploads cannot get the same version (the unique index would refuse one).
-    pub async fn insert_plugin_version(&self, tenant: &TenantId, name: &str, sha256: &str, wasm: &[u8]) -> Result<PluginVersionMeta> {
+    pub async fn insert_plugin_version(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        sha256: &str,
+        wasm: &[u8],
+    ) -> Result<PluginVersionMeta> {
         let id = PluginId::generate();
         sqlx::query(
             "INSERT INTO plugins (id, tenant_id, name, version, sha256, size, wasm, created_at)
@@ -48,12 +54,19 @@ impl Store {
         .bind(name)
         .execute(&self.pool)
         .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("plugin {name} version")) } else { e.into() })?;
+        .map_err(|e| {
+            if is_unique_violation(&e) { StoreError::Conflict(format!("plugin {name} version")) } else { e.into() }
+        })?;
         Ok(sqlx::query_as(&format!("SELECT {META} FROM plugins WHERE id = ?")).bind(&id).fetch_one(&self.pool).await?)
     }
 
     /// One version, or the latest when `version` is None.
-    pub async fn plugin_version(&self, tenant: &TenantId, name: &str, version: Option<i64>) -> Result<Option<PluginVersion>> {
+    pub async fn plugin_version(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        version: Option<i64>,
+    ) -> Result<Option<PluginVersion>> {
         let q = format!(
             "SELECT {META}, wasm FROM plugins WHERE tenant_id = ? AND name = ? AND (? IS NULL OR version = ?)
              ORDER BY version DESC LIMIT 1"

@@ -33,7 +33,9 @@ impl Store {
             .bind(tenant.created_at)
             .execute(&self.pool)
             .await
-            .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("tenant {name}")) } else { e.into() })?;
+            .map_err(
+                |e| if is_unique_violation(&e) { StoreError::Conflict(format!("tenant {name}")) } else { e.into() },
+            )?;
         Ok(tenant)
     }
 
@@ -49,7 +51,13 @@ impl Store {
     }
 
     /// Creates or replaces a source declaration.
-    pub async fn put_source(&self, tenant: &TenantId, name: &str, format: &str, secret: Option<&str>) -> Result<SourceRow> {
+    pub async fn put_source(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        format: &str,
+        secret: Option<&str>,
+    ) -> Result<SourceRow> {
         let created_at = now_ms();
         sqlx::query(
             "INSERT INTO sources (tenant_id, name, format, secret, created_at) VALUES (?, ?, ?, ?, ?)

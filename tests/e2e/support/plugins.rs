@@ -35,7 +35,8 @@ fn ensure_wasm_target() {
     match installed {
         Ok(out) if String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == "wasm32-wasip2") => {}
         Ok(_) => {
-            let ok = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status().is_ok_and(|s| s.success());
+            let ok =
+                Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status().is_ok_and(|s| s.success());
             assert!(ok, "could not install the wasm32-wasip2 target: run `rustup target add wasm32-wasip2`");
         }
         // No rustup: trust that the toolchain has the target; cargo will say if not.

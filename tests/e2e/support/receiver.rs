@@ -87,13 +87,22 @@ impl Receiver {
             if got.len() >= n {
                 return got;
             }
-            assert!(tokio::time::Instant::now() < deadline, "expected {n} deliveries on {path}, got {}: {got:#?}", got.len());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "expected {n} deliveries on {path}, got {}: {got:#?}",
+                got.len()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }
 
-async fn record(State(inner): State<Arc<Mutex<Inner>>>, uri: axum::http::Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn record(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
     let mut inner = inner.lock().unwrap();
     let code = inner.script.pop_front().unwrap_or(200);
     inner.seen.push(Delivery { path: uri.path().to_owned(), answered: code, headers, body });

@@ -30,7 +30,11 @@ impl Host for PluginState {
             return Ok(Err(e));
         }
         if value.len() > self.limits.max_kv_value_bytes {
-            return Ok(Err(format!("kv value is {} bytes; the limit is {}", value.len(), self.limits.max_kv_value_bytes)));
+            return Ok(Err(format!(
+                "kv value is {} bytes; the limit is {}",
+                value.len(),
+                self.limits.max_kv_value_bytes
+            )));
         }
         Ok(self.store.kv_set(&self.tenant_id, &key, &value).await.map_err(|e| format!("kv set failed: {e}")))
     }

@@ -24,11 +24,26 @@ impl Host for PluginState {
         self.log_bytes += message.len();
         let plugin = &*self.label;
         let level = match level {
-            Level::Trace => { tracing::trace!(target: "plugin", plugin, "{message}"); "trace" }
-            Level::Debug => { tracing::debug!(target: "plugin", plugin, "{message}"); "debug" }
-            Level::Info => { tracing::info!(target: "plugin", plugin, "{message}"); "info" }
-            Level::Warn => { tracing::warn!(target: "plugin", plugin, "{message}"); "warn" }
-            Level::Error => { tracing::error!(target: "plugin", plugin, "{message}"); "error" }
+            Level::Trace => {
+                tracing::trace!(target: "plugin", plugin, "{message}");
+                "trace"
+            }
+            Level::Debug => {
+                tracing::debug!(target: "plugin", plugin, "{message}");
+                "debug"
+            }
+            Level::Info => {
+                tracing::info!(target: "plugin", plugin, "{message}");
+                "info"
+            }
+            Level::Warn => {
+                tracing::warn!(target: "plugin", plugin, "{message}");
+                "warn"
+            }
+            Level::Error => {
+                tracing::error!(target: "plugin", plugin, "{message}");
+                "error"
+            }
         };
         self.logs.push(LogLine { level, message });
         Ok(())
