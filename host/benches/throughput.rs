@@ -89,7 +89,7 @@ async fn invocation_cost(plugin: &str) -> anyhow::Result<()> {
     }
     let per = t.elapsed() / n;
     println!(
-        "  plugin call (fresh instance, kv read+write, JSON rewrite): {:.1} us/event, {:.0} calls/s on one task",
+        "  plugin call (fresh sandboxed instance + handle, incl. the plugin's own kv I/O): {:.1} us/event, {:.0} calls/s on one task",
         per.as_secs_f64() * 1e6,
         1.0 / per.as_secs_f64()
     );
