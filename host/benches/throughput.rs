@@ -116,9 +116,7 @@ async fn end_to_end(plugin: &str, events: usize, concurrency: usize) -> anyhow::
     tokio::spawn(async move { axum::serve(rx, app).await });
 
     let dir = tempfile::tempdir()?;
-    let mut config = Config::default();
-    config.data_dir = dir.path().to_owned();
-    config.admin_token = Some(TOKEN.into());
+    let mut config = Config { data_dir: dir.path().to_owned(), admin_token: Some(TOKEN.into()), ..Config::default() };
     config.delivery.allow_private_destinations = true;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

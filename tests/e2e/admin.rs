@@ -24,7 +24,8 @@ async fn a_generated_admin_token_is_saved_privately_and_reused() {
     let dir = r.stop().await;
     let again = TestRouter::start_on(dir, |c| c.admin_token = None).await;
     assert_eq!(std::fs::read_to_string(again.data_dir.path().join("admin-token")).unwrap(), token);
-    let status = again.http.get(format!("{}/v1/tenants", again.base)).bearer_auth(&token).send().await.unwrap().status();
+    let status =
+        again.http.get(format!("{}/v1/tenants", again.base)).bearer_auth(&token).send().await.unwrap().status();
     assert_eq!(status, 200);
     again.stop().await;
 }

@@ -60,10 +60,10 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut error = json!({"code": code, "message": message});
-        if let ApiError::Unprocessable { details, .. } = &self {
-            if !details.is_empty() {
-                error["details"] = json!(details);
-            }
+        if let ApiError::Unprocessable { details, .. } = &self
+            && !details.is_empty()
+        {
+            error["details"] = json!(details);
         }
         (status, Json(json!({ "error": error }))).into_response()
     }

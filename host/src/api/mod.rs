@@ -102,10 +102,10 @@ pub struct ListQuery {
 impl ListQuery {
     /// The status filter, checked against `allowed`, and the limit (default 50, at most 1000).
     pub fn parse(&self, allowed: &[&str]) -> Result<(Option<&str>, u32), ApiError> {
-        if let Some(s) = &self.status {
-            if !allowed.contains(&s.as_str()) {
-                return Err(ApiError::BadRequest(format!("status must be one of {}", allowed.join(", "))));
-            }
+        if let Some(s) = &self.status
+            && !allowed.contains(&s.as_str())
+        {
+            return Err(ApiError::BadRequest(format!("status must be one of {}", allowed.join(", "))));
         }
         let limit = self.limit.unwrap_or(50);
         if !(1..=1000).contains(&limit) {

@@ -35,7 +35,7 @@ async fn events_are_stored_once_per_upstream_id() {
     let pending = s.pending_events(10, &[]).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].to_event().tenant, "acme");
-    assert!(s.pending_events(10, &[first.id.clone()]).await.unwrap().is_empty());
+    assert!(s.pending_events(10, std::slice::from_ref(&first.id)).await.unwrap().is_empty());
 }
 
 #[tokio::test]

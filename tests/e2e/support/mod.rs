@@ -28,9 +28,7 @@ pub fn fixture(rel: &str) -> Vec<u8> {
 
 /// Fast schedules and short limits, loopback allowed, fixed admin token.
 pub fn test_config(data_dir: &Path) -> Config {
-    let mut c = Config::default();
-    c.data_dir = data_dir.to_owned();
-    c.admin_token = Some(ADMIN_TOKEN.into());
+    let mut c = Config { data_dir: data_dir.to_owned(), admin_token: Some(ADMIN_TOKEN.into()), ..Config::default() };
     c.delivery.allow_private_destinations = true;
     c.delivery.retry_schedule = vec![Duration::ZERO, Duration::from_millis(100), Duration::from_millis(100)];
     c.delivery.jitter = 0.0;
