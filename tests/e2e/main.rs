@@ -7,6 +7,7 @@ mod admin;
 mod delivery;
 mod ingest_errors;
 mod plugins;
+mod reload;
 mod restart;
 mod sandbox;
 mod vendors;

@@ -61,6 +61,11 @@ async fn uploads_that_are_not_plugins_are_refused_with_the_reason() {
     // A core module (not a component): the smallest valid one.
     let (status, body) = r.upload("t", "core", b"\0asm\x01\0\0\0".to_vec()).await;
     assert_eq!(status, 422, "{body}");
+    // A real component, but of another world.
+    let (status, body) = r.upload("t", "wrong", crate::support::plugins::wasm("hostile-wrong-world")).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("does not implement the switchyard:plugin world"), "{message}");
     let plugins = r.get("/v1/tenants/t/plugins").await;
     assert_eq!(plugins["plugins"], json!([]), "nothing stored");
     r.stop().await;
