@@ -114,3 +114,79 @@ fn standard_webhooks_signatures_are_checked() {
     let missing = verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &body, now, 300).unwrap_err();
     assert!(missing.to_string().contains("svix-signature"));
 }
+
+mod properties {
+    //! Whatever arrives, adapters and the signature check answer with a value or an error,
+    //! never a panic.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const FORMATS: [SourceFormat; 5] = [
+        SourceFormat::Coaching,
+        SourceFormat::CallTracking,
+        SourceFormat::StandardWebhooks,
+        SourceFormat::Crm,
+        SourceFormat::Cloudevents,
+    ];
+
+    /// Bodies that are JSON objects with the envelopes' field names and values of every kind,
+    /// so the fuzzing reaches past the JSON parser into each adapter.
+    fn envelope() -> impl Strategy<Value = Vec<u8>> {
+        let scalar = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(|f| serde_json::json!(f)),
+            ".{0,40}".prop_map(serde_json::Value::from),
+            Just(serde_json::json!("2026-03-25T18:35:00Z")),
+            Just(serde_json::json!("2025-01-14T04:22:51.548857267")),
+            Just(serde_json::json!({"nested": [1, {"x": null}]})),
+        ];
+        let key = prop_oneof![
+            Just("id"),
+            Just("type"),
+            Just("event"),
+            Just("timestamp"),
+            Just("created_at"),
+            Just("account_id"),
+            Just("data"),
+            Just("payload"),
+            Just("specversion"),
+            Just("source"),
+            Just("time"),
+            Just("subject"),
+            Just("data_base64"),
+        ];
+        proptest::collection::btree_map(key, scalar, 0..10).prop_map(|m| serde_json::to_vec(&m).unwrap())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn adapters_never_panic_on_bytes(body in proptest::collection::vec(any::<u8>(), 0..512), f in 0..5usize) {
+            let _ = parse(FORMATS[f], "k", &HeaderMap::new(), &body);
+        }
+
+        #[test]
+        fn adapters_never_panic_on_envelopes(body in envelope(), f in 0..5usize) {
+            if let Ok(p) = parse(FORMATS[f], "k", &HeaderMap::new(), &body) {
+                prop_assert!(!p.event_type.is_empty());
+                prop_assert!(serde_json::from_str::<serde_json::Value>(&p.data).is_ok());
+            }
+        }
+
+        #[test]
+        fn signature_check_never_panics(id in ".{0,40}", ts in ".{0,20}", sig in ".{0,200}", body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let secret = Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+            let mut h = HeaderMap::new();
+            for (name, value) in [("svix-id", &id), ("svix-timestamp", &ts), ("svix-signature", &sig)] {
+                if let Ok(v) = value.parse() {
+                    h.insert(name, v);
+                }
+            }
+            prop_assert!(verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &body, 1_700_000_000, 300).is_err());
+        }
+    }
+}
