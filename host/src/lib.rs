@@ -62,6 +62,9 @@ use crate::store::Store;
 /// next start: nothing in flight is lost, at worst repeated).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Most events committed together by the ingest writer (see `store::EventWriter`).
+const INGEST_BATCH: usize = 256;
+
 /// Runs the router until `shutdown` is cancelled: the API on `listener`, the pipeline and
 /// the delivery worker. Work that was pending at the last stop (or crash) resumes.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -91,8 +94,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         first_delivery_delay: config.delivery.retry_schedule[0],
     });
     let delivery = Arc::new(DeliveryWorker::new(store.clone(), config.delivery.clone(), delivery_wake.clone()));
+    let events = store::EventWriter::spawn(store.clone(), INGEST_BATCH);
     let state = AppState {
         store,
+        events,
         runtime,
         routes,
         config: config.clone(),

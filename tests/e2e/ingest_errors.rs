@@ -156,3 +156,24 @@ async fn the_admin_api_needs_the_token_and_validates_input() {
     assert_eq!(status, StatusCode::NOT_FOUND, "the invalid document did not become a version");
     r.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_copies_of_one_event_are_stored_once() {
+    let r = router().await;
+    let body = fixture("call-tracking/call_ended.json");
+    let mut sends = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (http, url, body) = (r.http.clone(), format!("{}/v1/ingest/acme/calls", r.base), body.clone());
+        sends.spawn(async move {
+            let resp = http.post(url).header("content-type", "application/json").body(body).send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::ACCEPTED);
+            resp.json::<serde_json::Value>().await.unwrap()
+        });
+    }
+    let answers: Vec<_> = sends.join_all().await;
+    let first_id = &answers[0]["id"];
+    assert!(answers.iter().all(|a| &a["id"] == first_id), "every copy names the stored event: {answers:?}");
+    assert_eq!(answers.iter().filter(|a| a["duplicate"] == false).count(), 1, "exactly one copy was new");
+    assert_eq!(r.event_count("acme").await, 1);
+    r.stop().await;
+}

@@ -59,9 +59,10 @@ async fn ingest(
         data: parsed.data,
         attributes: Vec::new(),
     };
+    let event_type = event.event_type.clone();
     let outcome = state
-        .store
-        .insert_event(NewEvent { tenant_id: &tenant.id, upstream_id: &parsed.upstream_id, event: &event, raw: &body })
+        .events
+        .insert(NewEvent { tenant_id: tenant.id, upstream_id: parsed.upstream_id, event, raw: body })
         .await?;
     let (id, duplicate) = match outcome {
         InsertOutcome::Stored(id) => {
@@ -70,7 +71,7 @@ async fn ingest(
         }
         InsertOutcome::Duplicate(id) => (id, true),
     };
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "type": event.event_type, "duplicate": duplicate}))))
+    Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "type": event_type, "duplicate": duplicate}))))
 }
 
 /// Senders use JSON (or CloudEvents JSON); a missing Content-Type is tolerated because some

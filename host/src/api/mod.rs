@@ -28,12 +28,14 @@ use crate::config::Config;
 use crate::event::TenantId;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
-use crate::store::{Store, Tenant};
+use crate::store::{EventWriter, Store, Tenant};
 
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Group-commits ingested events.
+    pub events: EventWriter,
     pub runtime: Arc<Runtime>,
     pub routes: Arc<RouteTable>,
     pub config: Arc<Config>,

@@ -4,16 +4,17 @@
 use serde::Serialize;
 
 use super::deliveries::{DeliveryRow, NewDelivery, insert_delivery};
-use super::{Result, Store, is_unique_violation, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
+use super::{Result, Store, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
 use crate::event::{Event, EventId, TenantId};
 
 /// An event as ingest hands it to the store.
 #[derive(Debug)]
-pub struct NewEvent<'a> {
-    pub tenant_id: &'a TenantId,
-    pub upstream_id: &'a str,
-    pub event: &'a Event,
-    pub raw: &'a [u8],
+pub struct NewEvent {
+    pub tenant_id: TenantId,
+    pub upstream_id: String,
+    pub event: Event,
+    /// The inbound body exactly as received, kept for audit.
+    pub raw: bytes::Bytes,
 }
 
 /// Whether an insert stored a new event or found the same upstream event already stored.
@@ -99,38 +100,52 @@ const COLUMNS: &str = "e.id, e.tenant_id, t.name AS tenant, e.source, e.upstream
 impl Store {
     /// Stores an accepted event (status `pending`), or reports the stored twin when the same
     /// upstream event (tenant, source, upstream id) arrived before.
-    pub async fn insert_event(&self, new: NewEvent<'_>) -> Result<InsertOutcome> {
-        let ev = new.event;
-        let inserted = sqlx::query(
-            "INSERT INTO events (id, tenant_id, source, upstream_id, event_type, time, subject, data, raw, received_at, status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
-        )
-        .bind(&ev.id)
-        .bind(new.tenant_id)
-        .bind(&ev.source)
-        .bind(new.upstream_id)
-        .bind(&ev.event_type)
-        .bind(ev.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-        .bind(&ev.subject)
-        .bind(&ev.data)
-        .bind(new.raw)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await;
-        match inserted {
-            Ok(_) => Ok(InsertOutcome::Stored(ev.id.clone())),
-            Err(e) if is_unique_violation(&e) => {
+    pub async fn insert_event(&self, new: NewEvent) -> Result<InsertOutcome> {
+        let mut outcomes = self.insert_events(std::slice::from_ref(&new)).await?;
+        Ok(outcomes.pop().expect("one outcome per event"))
+    }
+
+    /// Stores a batch of accepted events in one transaction (one fsync for all of them), with
+    /// one outcome per event in order. A duplicate, also of an earlier event in the same batch,
+    /// is reported with the stored event's id.
+    pub async fn insert_events(&self, batch: &[NewEvent]) -> Result<Vec<InsertOutcome>> {
+        let mut tx = self.pool.begin().await?;
+        let received_at = now_ms();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        for new in batch {
+            let ev = &new.event;
+            let inserted = sqlx::query(
+                "INSERT INTO events (id, tenant_id, source, upstream_id, event_type, time, subject, data, raw, received_at, status)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')
+                 ON CONFLICT (tenant_id, source, upstream_id) DO NOTHING",
+            )
+            .bind(&ev.id)
+            .bind(&new.tenant_id)
+            .bind(&ev.source)
+            .bind(&new.upstream_id)
+            .bind(&ev.event_type)
+            .bind(ev.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .bind(&ev.subject)
+            .bind(&ev.data)
+            .bind(&new.raw[..])
+            .bind(received_at)
+            .execute(&mut *tx)
+            .await?;
+            outcomes.push(if inserted.rows_affected() == 1 {
+                InsertOutcome::Stored(ev.id.clone())
+            } else {
                 let id =
                     sqlx::query_scalar("SELECT id FROM events WHERE tenant_id = ? AND source = ? AND upstream_id = ?")
-                        .bind(new.tenant_id)
+                        .bind(&new.tenant_id)
                         .bind(&ev.source)
-                        .bind(new.upstream_id)
-                        .fetch_one(&self.pool)
+                        .bind(&new.upstream_id)
+                        .fetch_one(&mut *tx)
                         .await?;
-                Ok(InsertOutcome::Duplicate(id))
-            }
-            Err(e) => Err(e.into()),
+                InsertOutcome::Duplicate(id)
+            });
         }
+        tx.commit().await?;
+        Ok(outcomes)
     }
 
     /// The oldest pending events, excluding ids the caller is already processing.

@@ -11,6 +11,7 @@ mod kv;
 mod plugins;
 mod routes;
 mod tenants;
+mod writer;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -27,6 +28,7 @@ pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteOutcome, R
 pub use plugins::{PluginVersion, PluginVersionMeta};
 pub use routes::RouteSetRow;
 pub use tenants::{SourceRow, Tenant};
+pub use writer::EventWriter;
 
 /// A storage failure. Callers treat these as internal errors: retried by workers, logged and
 /// answered with 500 by the API.
@@ -38,6 +40,10 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0} already exists")]
     Conflict(String),
+    #[error("database: {0}")]
+    Batch(String),
+    #[error("the event writer has stopped")]
+    Closed,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

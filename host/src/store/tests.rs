@@ -26,10 +26,36 @@ async fn events_are_stored_once_per_upstream_id() {
     let t = s.create_tenant("acme").await.unwrap();
     assert!(matches!(s.create_tenant("acme").await, Err(StoreError::Conflict(_))));
     let first = event("acme");
-    let new = |ev| NewEvent { tenant_id: &t.id, upstream_id: "up-1", event: ev, raw: b"{}" };
+    let new = |ev: &Event| NewEvent {
+        tenant_id: t.id.clone(),
+        upstream_id: "up-1".into(),
+        event: ev.clone(),
+        raw: "{}".into(),
+    };
     assert_eq!(s.insert_event(new(&first)).await.unwrap(), InsertOutcome::Stored(first.id.clone()));
     let again = event("acme");
     assert_eq!(s.insert_event(new(&again)).await.unwrap(), InsertOutcome::Duplicate(first.id.clone()));
+
+    // In one batch: a new event, and two copies of another, the second a duplicate of the first.
+    let (b1, b2, b3) = (event("acme"), event("acme"), event("acme"));
+    let mut twin = new(&b3);
+    twin.upstream_id = "up-3".into();
+    let mut other = new(&b2);
+    other.upstream_id = "up-3".into();
+    let mut fresh = new(&b1);
+    fresh.upstream_id = "up-2".into();
+    let outcomes = s.insert_events(&[fresh, other, twin]).await.unwrap();
+    assert_eq!(
+        outcomes,
+        [
+            InsertOutcome::Stored(b1.id.clone()),
+            InsertOutcome::Stored(b2.id.clone()),
+            InsertOutcome::Duplicate(b2.id.clone())
+        ]
+    );
+    assert_eq!(s.count_events("pending").await.unwrap(), 3);
+    s.complete_event(&b1.id, None, &[], &[]).await.unwrap();
+    s.complete_event(&b2.id, None, &[], &[]).await.unwrap();
     assert_eq!(s.count_events("pending").await.unwrap(), 1);
 
     let pending = s.pending_events(10, &[]).await.unwrap();
@@ -43,7 +69,9 @@ async fn completing_an_event_queues_deliveries_once() {
     let (_d, s) = store().await;
     let t = s.create_tenant("acme").await.unwrap();
     let ev = event("acme");
-    s.insert_event(NewEvent { tenant_id: &t.id, upstream_id: "u", event: &ev, raw: b"{}" }).await.unwrap();
+    s.insert_event(NewEvent { tenant_id: t.id.clone(), upstream_id: "u".into(), event: ev.clone(), raw: "{}".into() })
+        .await
+        .unwrap();
     let delivery = NewDelivery {
         id: DeliveryId::generate(),
         tenant_id: t.id.clone(),
