@@ -133,3 +133,85 @@ async fn acknowledged_events_survive_sigkill() {
     }
     p.kill();
 }
+
+/// Posts events numbered from `next` until `stop` fires; returns the numbers acknowledged
+/// with 202. Requests cut off by a kill are simply not acknowledged.
+async fn send_until(base: String, mut next: i64, stop: tokio::sync::oneshot::Receiver<()>) -> Vec<i64> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let template: Value = serde_json::from_slice(&fixture("call-tracking/call_ended.json")).unwrap();
+    let mut acked = Vec::new();
+    tokio::pin!(stop);
+    loop {
+        let mut ev = template.clone();
+        ev["data"]["id"] = json!(next);
+        tokio::select! {
+            _ = &mut stop => return acked,
+            resp = http.post(format!("{base}/v1/ingest/acme/calls")).json(&ev).send() => {
+                if resp.is_ok_and(|r| r.status() == 202) {
+                    acked.push(next);
+                }
+            }
+        }
+        next += 1;
+    }
+}
+
+#[tokio::test]
+async fn repeated_sigkills_under_load_lose_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let rx = Receiver::start().await;
+    // Every third request fails, so retries are in flight when the kills land.
+    let flaky: Vec<u16> = (0..3000).map(|i| if i % 3 == 0 { 503 } else { 200 }).collect();
+    rx.respond_with(&flaky);
+
+    let mut acked = BTreeSet::new();
+    let mut next = 0;
+    for round in 0..3 {
+        let p = Process::start(dir.path()).await;
+        if round == 0 {
+            admin(&p.base, reqwest::Method::POST, "/v1/tenants", json!({"name": "acme"})).await;
+            admin(&p.base, reqwest::Method::PUT, "/v1/tenants/acme/sources/calls", json!({"format": "call-tracking"}))
+                .await;
+            admin(
+                &p.base,
+                reqwest::Method::PUT,
+                "/v1/tenants/acme/routes",
+                json!({"routes": [route("all", "calls", &[], &[], &rx.url("hook"))]}),
+            )
+            .await;
+        }
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let sender = tokio::spawn(send_until(p.base.clone(), next, stopped));
+        // Kill at a random moment while events are still arriving.
+        tokio::time::sleep(Duration::from_millis(rand::random_range(150..600))).await;
+        p.kill();
+        let _ = stop.send(());
+        let got = sender.await.unwrap();
+        next = got.last().map_or(next, |n| n + 1) + 1000; // never reuse a number a cut-off request may have stored
+        acked.extend(got);
+    }
+    assert!(acked.len() >= 10, "the load actually ran: {} acknowledged", acked.len());
+
+    let p = Process::start(dir.path()).await;
+    let deadline = tokio::time::Instant::now() + WAIT * 2;
+    loop {
+        let delivered: BTreeSet<i64> = rx.accepted().iter().map(|d| d.json()["id"].as_i64().unwrap()).collect();
+        if acked.is_subset(&delivered) {
+            break;
+        }
+        let missing: Vec<_> = acked.difference(&delivered).take(10).collect();
+        assert!(tokio::time::Instant::now() < deadline, "acknowledged but never delivered: {missing:?}…");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // At-least-once: a repeat of an event is the same message (same webhook-id), never a new one.
+    let mut ids: std::collections::BTreeMap<i64, BTreeSet<String>> = Default::default();
+    for d in rx.deliveries() {
+        ids.entry(d.json()["id"].as_i64().unwrap()).or_default().insert(d.header("webhook-id").to_owned());
+    }
+    for (event, webhook_ids) in &ids {
+        assert_eq!(webhook_ids.len(), 1, "event {event} was delivered under several webhook-ids: {webhook_ids:?}");
+    }
+    let requests = rx.deliveries().len();
+    eprintln!("3 SIGKILLs: {} events acknowledged, all delivered; {requests} requests received in all", acked.len());
+    p.kill();
+}
