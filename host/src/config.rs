@@ -68,6 +68,9 @@ pub struct PluginLimits {
 pub struct PipelineConfig {
     /// Events processed at the same time.
     pub concurrency: usize,
+    /// Events of one tenant processed at the same time: a tenant whose plugins are slow (or
+    /// hostile) cannot occupy every worker. At most `concurrency`.
+    pub max_in_flight_per_tenant: usize,
     /// Events claimed from the store per batch.
     pub batch_size: u32,
     /// Fallback poll interval when no wake-up arrives.
@@ -137,7 +140,7 @@ impl Default for PluginLimits {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { concurrency: 8, batch_size: 64, poll_interval: Duration::from_secs(1) }
+        Self { concurrency: 8, max_in_flight_per_tenant: 4, batch_size: 64, poll_interval: Duration::from_secs(1) }
     }
 }
 
@@ -221,6 +224,9 @@ impl Config {
         }
         if self.pipeline.concurrency == 0 || self.pipeline.batch_size == 0 {
             return bad("pipeline.concurrency and pipeline.batch_size must be > 0");
+        }
+        if !(1..=self.pipeline.concurrency).contains(&self.pipeline.max_in_flight_per_tenant) {
+            return bad("pipeline.max_in_flight_per_tenant must be between 1 and pipeline.concurrency");
         }
         let d = &self.delivery;
         if d.retry_schedule.is_empty() {

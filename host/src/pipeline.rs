@@ -4,7 +4,7 @@
 //! queues its deliveries. A crash before that commit means the event is processed again on
 //! restart (plugins may run twice; deliveries are queued once), so nothing acknowledged is lost.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore};
@@ -30,15 +30,50 @@ pub struct Pipeline {
     pub first_delivery_delay: std::time::Duration,
 }
 
+/// What is being processed right now: event ids (so a pass does not claim them again) and
+/// how many per tenant (so no tenant exceeds its share of the workers).
+#[derive(Default)]
+struct InFlight {
+    ids: HashSet<EventId>,
+    per_tenant: HashMap<TenantId, usize>,
+}
+
+impl InFlight {
+    fn count(&self, tenant: &TenantId) -> usize {
+        self.per_tenant.get(tenant).copied().unwrap_or(0)
+    }
+
+    fn start(&mut self, id: &EventId, tenant: &TenantId) {
+        self.ids.insert(id.clone());
+        *self.per_tenant.entry(tenant.clone()).or_default() += 1;
+    }
+
+    fn finish(&mut self, id: &EventId, tenant: &TenantId) {
+        self.ids.remove(id);
+        if let Some(n) = self.per_tenant.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_tenant.remove(tenant);
+            }
+        }
+    }
+}
+
 impl Pipeline {
     /// Processes events until `shutdown`; finishes the events it has started first.
+    ///
+    /// Fairness: batches interleave tenants (see `Store::pending_events`), and a tenant with
+    /// `max_in_flight_per_tenant` events running gets no more workers until one finishes, so
+    /// a tenant with slow or hostile plugins cannot hold up everyone else.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
-        let in_flight: Arc<Mutex<HashSet<EventId>>> = Arc::default();
+        let cap = self.config.max_in_flight_per_tenant;
+        let in_flight: Arc<Mutex<InFlight>> = Arc::default();
+        let finished = Arc::new(Notify::new());
         let mut tasks = tokio::task::JoinSet::new();
         loop {
             while tasks.try_join_next().is_some() {}
-            let skip: Vec<EventId> = in_flight.lock().expect("not poisoned").iter().cloned().collect();
+            let skip: Vec<EventId> = in_flight.lock().expect("not poisoned").ids.iter().cloned().collect();
             let batch = match self.store.pending_events(self.config.batch_size, &skip).await {
                 Ok(b) => b,
                 Err(e) => {
@@ -46,28 +81,36 @@ impl Pipeline {
                     Vec::new()
                 }
             };
-            let idle = batch.is_empty();
+            let mut started = 0;
             for row in batch {
+                // A tenant at its cap waits for a later pass; its events stay pending meanwhile.
+                if in_flight.lock().expect("not poisoned").count(&row.tenant_id) >= cap {
+                    continue;
+                }
                 let permit = tokio::select! {
                     p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
                     () = shutdown.cancelled() => break,
                 };
-                in_flight.lock().expect("not poisoned").insert(row.id.clone());
-                let this = self.clone();
-                let in_flight = in_flight.clone();
+                in_flight.lock().expect("not poisoned").start(&row.id, &row.tenant_id);
+                started += 1;
+                let (this, in_flight, finished) = (self.clone(), in_flight.clone(), finished.clone());
                 tasks.spawn(async move {
-                    let id = row.id.clone();
+                    let (id, tenant) = (row.id.clone(), row.tenant_id.clone());
                     this.process(row).await;
-                    in_flight.lock().expect("not poisoned").remove(&id);
+                    in_flight.lock().expect("not poisoned").finish(&id, &tenant);
                     drop(permit);
+                    finished.notify_one();
                 });
             }
             if shutdown.is_cancelled() {
                 break;
             }
-            if idle {
+            if started == 0 {
+                // Nothing could start: all pending events are running or their tenants are at
+                // their cap. Wait for new events, a finished one, or the poll interval.
                 tokio::select! {
                     () = self.wake.notified() => {}
+                    () = finished.notified() => {}
                     () = tokio::time::sleep(self.config.poll_interval) => {}
                     () = shutdown.cancelled() => break,
                 }

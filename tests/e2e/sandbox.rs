@@ -1,6 +1,8 @@
 //! Hostile plugins fail only their own event, within their limits, and another tenant's next
 //! event is still delivered.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::support::{Receiver, TestRouter, WAIT, fixture, route};
@@ -68,5 +70,42 @@ async fn uploads_that_are_not_plugins_are_refused_with_the_reason() {
     assert!(message.contains("does not implement the switchyard:plugin world"), "{message}");
     let plugins = r.get("/v1/tenants/t/plugins").await;
     assert_eq!(plugins["plugins"], json!([]), "nothing stored");
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_flooding_tenant_with_slow_plugins_does_not_hold_up_others() {
+    let rx = Receiver::start().await;
+    let r = TestRouter::start_with(|c| {
+        c.pipeline.concurrency = 4;
+        c.pipeline.max_in_flight_per_tenant = 2;
+        // Long enough that sending the flood, on a loaded machine, takes far less than one
+        // evil event: the assertion below is then about ordering, not speed.
+        c.plugins.timeout = Duration::from_secs(2);
+    })
+    .await;
+    for (tenant, plugin) in [("evil", "hostile-loop"), ("good", "passthrough")] {
+        r.tenant(tenant).await;
+        r.source(tenant, "calls", "call-tracking", None).await;
+        r.plugin(tenant, plugin).await;
+        r.routes(tenant, json!({"routes": [route("r", "calls", &[], &[plugin], &rx.url(tenant))]})).await;
+    }
+    // The flood arrives first: 12 events that each burn the whole 2 s deadline.
+    let template: serde_json::Value = serde_json::from_slice(&fixture("call-tracking/call_ended.json")).unwrap();
+    for i in 0..12 {
+        let mut ev = template.clone();
+        ev["data"]["id"] = json!(i);
+        r.send("evil", "calls", &serde_json::to_vec(&ev).unwrap()).await;
+    }
+    for i in 0..3 {
+        let mut ev = template.clone();
+        ev["data"]["id"] = json!(100 + i);
+        r.send("good", "calls", &serde_json::to_vec(&ev).unwrap()).await;
+    }
+    rx.wait_for("/good", 3, WAIT).await;
+    // Without fairness the good events would queue behind most of the flood (4 workers,
+    // oldest first). With it, they run beside the first evil events, not after them.
+    let evil_done = r.get("/v1/tenants/evil/events?status=processed").await["events"].as_array().unwrap().len();
+    assert!(evil_done <= 2, "the good tenant waited for {evil_done} of the flood's events");
     r.stop().await;
 }

@@ -148,14 +148,18 @@ impl Store {
         Ok(outcomes)
     }
 
-    /// The oldest pending events, excluding ids the caller is already processing.
+    /// Pending events, excluding ids the caller is already processing, interleaved across
+    /// tenants: every tenant's oldest first, then every tenant's second oldest, and so on. A
+    /// tenant with a backlog therefore cannot push other tenants' events out of the batch.
     pub async fn pending_events(&self, limit: u32, skip: &[EventId]) -> Result<Vec<EventRow>> {
         // SQLite has no array binds; the in-flight set is small, so a JSON array is simplest.
         let skip = serde_json::to_string(skip).expect("ids serialise");
         Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM events e JOIN tenants t ON t.id = e.tenant_id
-             WHERE e.status = 'pending' AND e.id NOT IN (SELECT value FROM json_each(?))
-             ORDER BY e.received_at LIMIT ?"
+            "SELECT {COLUMNS} FROM (
+                 SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY received_at, id) AS turn
+                 FROM events WHERE status = 'pending' AND id NOT IN (SELECT value FROM json_each(?))
+             ) e JOIN tenants t ON t.id = e.tenant_id
+             ORDER BY e.turn, e.received_at LIMIT ?"
         ))
         .bind(skip)
         .bind(limit)
