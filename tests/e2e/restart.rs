@@ -76,6 +76,14 @@ async fn admin(base: &str, method: reqwest::Method, path: &str, body: Value) {
     assert!(resp.status().is_success(), "{path}: {}", resp.status());
 }
 
+/// Tenant `acme` with a call-tracking source `calls` routed, without plugins, to `rx`.
+async fn forward_calls_to(base: &str, rx: &Receiver) {
+    admin(base, reqwest::Method::POST, "/v1/tenants", json!({"name": "acme"})).await;
+    admin(base, reqwest::Method::PUT, "/v1/tenants/acme/sources/calls", json!({"format": "call-tracking"})).await;
+    let routes = json!({"routes": [route("all", "calls", &[], &[], &rx.url("hook"))]});
+    admin(base, reqwest::Method::PUT, "/v1/tenants/acme/routes", routes).await;
+}
+
 #[tokio::test]
 async fn acknowledged_events_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
@@ -84,15 +92,7 @@ async fn acknowledged_events_survive_sigkill() {
     rx.respond_with(&[503; 100_000]);
 
     let p = Process::start(dir.path()).await;
-    admin(&p.base, reqwest::Method::POST, "/v1/tenants", json!({"name": "acme"})).await;
-    admin(&p.base, reqwest::Method::PUT, "/v1/tenants/acme/sources/calls", json!({"format": "call-tracking"})).await;
-    admin(
-        &p.base,
-        reqwest::Method::PUT,
-        "/v1/tenants/acme/routes",
-        json!({"routes": [route("all", "calls", &[], &[], &rx.url("hook"))]}),
-    )
-    .await;
+    forward_calls_to(&p.base, &rx).await;
 
     let http = reqwest::Client::new();
     let template: Value = serde_json::from_slice(&fixture("call-tracking/call_ended.json")).unwrap();
@@ -169,16 +169,7 @@ async fn repeated_sigkills_under_load_lose_nothing_acknowledged() {
     for round in 0..3 {
         let p = Process::start(dir.path()).await;
         if round == 0 {
-            admin(&p.base, reqwest::Method::POST, "/v1/tenants", json!({"name": "acme"})).await;
-            admin(&p.base, reqwest::Method::PUT, "/v1/tenants/acme/sources/calls", json!({"format": "call-tracking"}))
-                .await;
-            admin(
-                &p.base,
-                reqwest::Method::PUT,
-                "/v1/tenants/acme/routes",
-                json!({"routes": [route("all", "calls", &[], &[], &rx.url("hook"))]}),
-            )
-            .await;
+            forward_calls_to(&p.base, &rx).await;
         }
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let sender = tokio::spawn(send_until(p.base.clone(), next, stopped));

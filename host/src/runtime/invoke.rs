@@ -82,7 +82,7 @@ impl Runtime {
             logs: Vec::new(),
             log_bytes: 0,
         };
-        let mut store = WasmStore::new(self.engine(), state);
+        let mut store = WasmStore::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
         // Check the clock every epoch tick; yield to tokio in between so a spinning plugin
         // shares the thread instead of owning it.

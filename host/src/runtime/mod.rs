@@ -121,10 +121,6 @@ impl Runtime {
         })
     }
 
-    pub fn limits(&self) -> &PluginLimits {
-        &self.limits
-    }
-
     /// Compiles and checks an uploaded component against the plugin world, caching the
     /// compiled artifact. Returns the content's sha256. Runs on a blocking thread.
     pub async fn validate(self: &Arc<Self>, wasm: Arc<Vec<u8>>) -> Result<String, RuntimeError> {
@@ -211,10 +207,6 @@ impl Runtime {
                 None
             }
         }
-    }
-
-    pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
     }
 }
 

@@ -74,13 +74,6 @@ impl Store {
         Ok(sqlx::query_as(&q).bind(tenant).bind(name).bind(version).bind(version).fetch_optional(&self.pool).await?)
     }
 
-    pub async fn plugin_by_id(&self, id: &PluginId) -> Result<Option<PluginVersion>> {
-        Ok(sqlx::query_as(&format!("SELECT {META}, wasm FROM plugins WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
     pub async fn list_plugins(&self, tenant: &TenantId) -> Result<Vec<PluginVersionMeta>> {
         Ok(sqlx::query_as(&format!("SELECT {META} FROM plugins WHERE tenant_id = ? ORDER BY name, version"))
             .bind(tenant)
