@@ -1,24 +1,36 @@
-//! The `switchyard` binary: parse flags, load configuration, run the router until Ctrl-C or
-//! SIGTERM.
+//! The `switchyard` binary: by default (or with `serve`) load configuration and run the router
+//! until Ctrl-C or SIGTERM; the other subcommands are a client for a running router (`cli/`).
+
+mod cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "Multi-tenant, WebAssembly-extensible webhook event router")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Multi-tenant, WebAssembly-extensible webhook event router",
+    after_help = cli::EXAMPLES
+)]
 struct Cli {
+    #[command(flatten)]
+    client: cli::GlobalArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the router (the default when no subcommand is given).
+    /// Run the router (the default when no subcommand is given)
     Serve(ServeArgs),
+    #[command(flatten)]
+    Client(cli::Command),
 }
 
 #[derive(clap::Args, Default)]
@@ -35,11 +47,24 @@ struct ServeArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => match serve(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e:?}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Client(command) => cli::run(cli.client, command).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .init();
-    let Command::Serve(args) = Cli::parse().command.unwrap_or(Command::Serve(ServeArgs::default()));
     let mut config = switchyard::config::Config::load(args.config.as_deref())?;
     if let Some(listen) = args.listen {
         config.listen = listen;

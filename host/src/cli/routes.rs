@@ -1,0 +1,129 @@
+//! `switchyard route ...`: a tenant's route document, applied whole and versioned.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+use super::client::{Body, CliError, Client, Result};
+use super::output::{Output, cell, pretty, print_rows};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  switchyard route apply acme routes.toml         # or routes.json; prints the new version
+  switchyard route list acme                      # versions, * marks the live one
+  switchyard route diff acme 3                    # version 3 against the live version
+  switchyard route rollback acme 3                # makes 3's document live again, as a new version";
+
+#[derive(Subcommand, Debug)]
+pub enum RouteCommand {
+    /// Apply a route document (.json or .toml) as the tenant's new live version
+    #[command(after_help = "Example:\n  switchyard route apply acme routes.toml")]
+    Apply {
+        tenant: String,
+        /// The whole document; its format comes from the extension (.json or .toml)
+        file: PathBuf,
+    },
+    /// List the tenant's route versions
+    List { tenant: String },
+    /// Show the live document, or one version of it
+    Show { tenant: String, version: Option<u32> },
+    /// Show what changed between two versions (a unified diff)
+    Diff {
+        tenant: String,
+        from: u32,
+        /// [default: the live version]
+        to: Option<u32>,
+    },
+    /// Make an earlier version's document live again (recorded as a new version)
+    Rollback { tenant: String, version: u32 },
+}
+
+pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> {
+    match cmd {
+        RouteCommand::Apply { tenant, file } => {
+            let content_type = content_type(&file)?;
+            let bytes =
+                std::fs::read(&file).map_err(|e| CliError::Local(format!("reading {}: {e}", file.display())))?;
+            let v = client.put(&["v1", "tenants", &tenant, "routes"], Body::Raw { bytes, content_type }).await?;
+            if !out.json(&v) {
+                let routes = v["document"]["routes"].as_array().map_or(0, Vec::len);
+                if v["unchanged"] == true {
+                    println!("Routes of {tenant} unchanged: version {} is live", cell(&v["version"]));
+                } else {
+                    println!("Applied routes of {tenant}: version {} is live ({routes} routes)", cell(&v["version"]));
+                }
+            }
+        }
+        RouteCommand::List { tenant } => {
+            let v = client.get(&["v1", "tenants", &tenant, "routes", "versions"]).await?;
+            if !out.json(&v) {
+                let versions = v["versions"].as_array().map(Vec::as_slice).unwrap_or_default();
+                if versions.is_empty() {
+                    println!("Tenant {tenant} has no routes yet; apply some with `switchyard route apply`.");
+                    return Ok(());
+                }
+                let rows = versions
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            cell(&r["version"]),
+                            if r["version"] == v["live"] { "*".into() } else { String::new() },
+                            cell(&r["routes"]),
+                            cell(&r["origin"]),
+                            cell(&r["created_at"]),
+                        ]
+                    })
+                    .collect();
+                print_rows(&["VERSION", "LIVE", "ROUTES", "ORIGIN", "CREATED"], rows);
+            }
+        }
+        RouteCommand::Show { tenant, version } => {
+            let v = match version {
+                Some(n) => client.get(&["v1", "tenants", &tenant, "routes", "versions", &n.to_string()]).await?,
+                None => client.get(&["v1", "tenants", &tenant, "routes"]).await?,
+            };
+            if !out.json(&v) {
+                println!("# version {}, applied {}", cell(&v["version"]), cell(&v["created_at"]));
+                println!("{}", pretty(&v["document"]));
+            }
+        }
+        RouteCommand::Diff { tenant, from, to } => {
+            let mut query = vec![("from", from.to_string())];
+            query.extend(to.map(|to| ("to", to.to_string())));
+            let v = client.get_query(&["v1", "tenants", &tenant, "routes", "diff"], &query).await?;
+            if !out.json(&v) {
+                match v["diff"].as_str() {
+                    Some(diff) if !diff.is_empty() => {
+                        print!("{}{}", diff, if diff.ends_with('\n') { "" } else { "\n" })
+                    }
+                    _ => println!("Versions {} and {} have the same document.", cell(&v["from"]), cell(&v["to"])),
+                }
+            }
+        }
+        RouteCommand::Rollback { tenant, version } => {
+            let body = Body::Json(json!({ "version": version }));
+            let v: Value = client.post(&["v1", "tenants", &tenant, "routes", "rollback"], body).await?;
+            if !out.json(&v) {
+                println!(
+                    "Rolled {tenant} back to version {}: live now as version {}",
+                    cell(&v["rolled_back_to"]),
+                    cell(&v["version"])
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The router parses what the extension says; guessing from content would hide mistakes.
+fn content_type(file: &Path) -> Result<&'static str> {
+    match file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("json") => Ok("application/json"),
+        Some("toml") => Ok("application/toml"),
+        _ => Err(CliError::Usage(format!(
+            "{}: cannot tell the document's format; name it *.json or *.toml",
+            file.display()
+        ))),
+    }
+}
