@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod cli;
 mod delivery;
 mod ingest_errors;
 mod plugins;
