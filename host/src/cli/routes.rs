@@ -94,8 +94,8 @@ pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> 
             let v = client.get_query(&["v1", "tenants", &tenant, "routes", "diff"], &query).await?;
             if !out.json(&v) {
                 match v["diff"].as_str() {
-                    Some(diff) if !diff.is_empty() => {
-                        print!("{}{}", diff, if diff.ends_with('\n') { "" } else { "\n" })
+                    Some(diff) if v["identical"] != true && !diff.is_empty() => {
+                        print!("{diff}{}", if diff.ends_with('\n') { "" } else { "\n" });
                     }
                     _ => println!("Versions {} and {} have the same document.", cell(&v["from"]), cell(&v["to"])),
                 }
@@ -105,11 +105,12 @@ pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> 
             let body = Body::Json(json!({ "version": version }));
             let v: Value = client.post(&["v1", "tenants", &tenant, "routes", "rollback"], body).await?;
             if !out.json(&v) {
-                println!(
-                    "Rolled {tenant} back to version {}: live now as version {}",
-                    cell(&v["rolled_back_to"]),
-                    cell(&v["version"])
-                );
+                let (target, live) = (cell(&v["rolled_back_to"]), cell(&v["version"]));
+                if v["unchanged"] == true {
+                    println!("Version {target}'s document is already live (version {live}); nothing changed");
+                } else {
+                    println!("Rolled {tenant} back to version {target}: live now as version {live}");
+                }
             }
         }
     }
