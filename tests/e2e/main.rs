@@ -5,9 +5,13 @@ mod support;
 
 mod admin;
 mod delivery;
+mod hot_reload;
 mod ingest_errors;
+mod lifecycle;
 mod plugins;
 mod reload;
 mod restart;
+mod routes_dir;
 mod sandbox;
+mod tenancy;
 mod vendors;
