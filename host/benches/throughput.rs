@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchyard::config::Config;
+use switchyard::config::{Capability, Config};
 use switchyard::event::{Event, EventId, TenantId};
-use switchyard::runtime::Runtime;
-use switchyard::store::Store;
+use switchyard::runtime::{Runtime, WORLD};
+use switchyard::store::{NewPluginVersion, Store};
 use tokio_util::sync::CancellationToken;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -65,9 +65,10 @@ async fn invocation_cost(plugin: &str) -> anyhow::Result<()> {
     let runtime = Arc::new(Runtime::new(&Config::default().plugins, &dir.path().join("artifacts"), store.clone())?);
     let wasm = Arc::new(plugins::wasm(plugin));
     let t = Instant::now();
-    let sha = runtime.validate(wasm.clone()).await?;
+    let validated = runtime.validate(wasm.clone(), &Capability::ALL).await?;
     println!("  compile + validate on upload: {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
-    let meta = store.insert_plugin_version(&tenant.id, plugin, &sha, &wasm).await?;
+    let new = NewPluginVersion { sha256: &validated.sha256, world: WORLD, imports: &validated.imports, wasm: &wasm };
+    let meta = store.insert_plugin_version(&tenant.id, plugin, &new).await?;
     let version = store.plugin_version(&tenant.id, plugin, Some(meta.version)).await?.unwrap();
     let loaded = runtime.load(&version).await?;
     let body: serde_json::Value = serde_json::from_slice(&sample_event(1))?;
@@ -118,6 +119,9 @@ async fn end_to_end(plugin: &str, events: usize, concurrency: usize) -> anyhow::
     let dir = tempfile::tempdir()?;
     let mut config = Config { data_dir: dir.path().to_owned(), admin_token: Some(TOKEN.into()), ..Config::default() };
     config.delivery.allow_private_destinations = true;
+    // The point is the router's ceiling, not a tenant's quota.
+    config.tenant_defaults.ingest_rate = 1_000_000.0;
+    config.tenant_defaults.ingest_burst = 1_000_000;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();

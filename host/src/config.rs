@@ -2,6 +2,7 @@
 //! environment variables (nested keys joined with `__`, e.g. `SWITCHYARD_DELIVERY__TIMEOUT=5s`).
 //! Everything is validated once at start-up so a bad value fails loudly before we listen.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,10 +22,112 @@ pub struct Config {
     /// Bearer token for the admin API. When unset, one is generated on first start, saved to
     /// `<data_dir>/admin-token` and printed once.
     pub admin_token: Option<String>,
+    /// A directory of route documents, `<tenant>.json` or `<tenant>.toml`, kept live: watched
+    /// for changes and re-read on SIGHUP. Optional; the API works either way.
+    pub routes_dir: Option<PathBuf>,
     pub ingest: IngestConfig,
     pub plugins: PluginLimits,
     pub pipeline: PipelineConfig,
     pub delivery: DeliveryConfig,
+    /// Quotas and grants of every tenant, unless `tenants.<name>` overrides them.
+    pub tenant_defaults: TenantPolicy,
+    /// Per-tenant overrides by tenant name; fields left out keep `tenant_defaults`.
+    pub tenants: BTreeMap<String, TenantOverride>,
+}
+
+/// What a tenant may do: quotas (answered with 429 when exceeded) and the host capabilities
+/// its plugins may import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantPolicy {
+    /// Distinct plugins (names); versions of an existing plugin do not count.
+    pub max_plugins: u32,
+    /// Versions kept per plugin; delete old ones to upload more.
+    pub max_plugin_versions: u32,
+    /// Largest plugin component this tenant may upload (`plugins.max_upload_bytes` is the
+    /// router-wide ceiling).
+    pub max_plugin_bytes: usize,
+    /// Routes in one route document.
+    pub max_routes: u32,
+    /// Sustained inbound events per second (all of the tenant's sources together).
+    pub ingest_rate: f64,
+    /// Events that may arrive at once above the sustained rate.
+    pub ingest_burst: u32,
+    /// Host capabilities the tenant's plugins may import.
+    pub grants: Vec<Capability>,
+}
+
+/// `TenantPolicy` with every field optional, for per-tenant overrides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantOverride {
+    pub max_plugins: Option<u32>,
+    pub max_plugin_versions: Option<u32>,
+    pub max_plugin_bytes: Option<usize>,
+    pub max_routes: Option<u32>,
+    pub ingest_rate: Option<f64>,
+    pub ingest_burst: Option<u32>,
+    pub grants: Option<Vec<Capability>>,
+}
+
+/// A host interface of the `switchyard:plugin` world that is granted per tenant. WASI
+/// interfaces (clocks, random, stdio) are always linked: they reach nothing outside the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Capability {
+    Log,
+    Config,
+    Kv,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 3] = [Capability::Log, Capability::Config, Capability::Kv];
+
+    /// The name used in configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Log => "log",
+            Capability::Config => "config",
+            Capability::Kv => "kv",
+        }
+    }
+
+    /// The WIT interface name, without the package version.
+    pub fn interface(self) -> &'static str {
+        match self {
+            Capability::Log => "switchyard:plugin/log",
+            Capability::Config => "switchyard:plugin/config",
+            Capability::Kv => "switchyard:plugin/kv",
+        }
+    }
+}
+
+impl Default for TenantPolicy {
+    fn default() -> Self {
+        Self {
+            max_plugins: 50,
+            max_plugin_versions: 100,
+            max_plugin_bytes: 10 * 1024 * 1024,
+            max_routes: 100,
+            ingest_rate: 500.0,
+            ingest_burst: 1000,
+            grants: Capability::ALL.to_vec(),
+        }
+    }
+}
+
+impl TenantOverride {
+    fn apply(&self, base: &TenantPolicy) -> TenantPolicy {
+        TenantPolicy {
+            max_plugins: self.max_plugins.unwrap_or(base.max_plugins),
+            max_plugin_versions: self.max_plugin_versions.unwrap_or(base.max_plugin_versions),
+            max_plugin_bytes: self.max_plugin_bytes.unwrap_or(base.max_plugin_bytes),
+            max_routes: self.max_routes.unwrap_or(base.max_routes),
+            ingest_rate: self.ingest_rate.unwrap_or(base.ingest_rate),
+            ingest_burst: self.ingest_burst.unwrap_or(base.ingest_burst),
+            grants: self.grants.clone().unwrap_or_else(|| base.grants.clone()),
+        }
+    }
 }
 
 /// Inbound webhook handling.
@@ -109,10 +212,13 @@ impl Default for Config {
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
             data_dir: PathBuf::from("switchyard-data"),
             admin_token: None,
+            routes_dir: None,
             ingest: IngestConfig::default(),
             plugins: PluginLimits::default(),
             pipeline: PipelineConfig::default(),
             delivery: DeliveryConfig::default(),
+            tenant_defaults: TenantPolicy::default(),
+            tenants: BTreeMap::new(),
         }
     }
 }
@@ -185,6 +291,14 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// The policy of the tenant named `tenant`: the defaults with its overrides applied.
+    pub fn policy(&self, tenant: &str) -> TenantPolicy {
+        match self.tenants.get(tenant) {
+            Some(o) => o.apply(&self.tenant_defaults),
+            None => self.tenant_defaults.clone(),
+        }
+    }
+
     /// Defaults, then `file` (if given), then `SWITCHYARD_*` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -238,6 +352,13 @@ impl Config {
         if d.concurrency == 0 || d.timeout.is_zero() {
             return bad("delivery.concurrency and delivery.timeout must be > 0");
         }
+        let policies = std::iter::once(("tenant_defaults".to_owned(), self.tenant_defaults.clone()))
+            .chain(self.tenants.keys().map(|n| (format!("tenants.{n}"), self.policy(n))));
+        for (name, policy) in policies {
+            if !(policy.ingest_rate > 0.0 && policy.ingest_rate.is_finite()) || policy.ingest_burst == 0 {
+                return Err(ConfigError::Invalid(format!("{name}: ingest_rate and ingest_burst must be > 0")));
+            }
+        }
         if let Some(token) = &self.admin_token
             && token.len() < 16
         {
@@ -282,6 +403,23 @@ mod tests {
             jail.set_env("SWITCHYARD_CONFIG", "/nonexistent.toml");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.delivery.jitter, 0.1);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tenant_overrides_replace_only_the_fields_they_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "t.toml",
+                "[tenant_defaults]\nmax_plugins = 7\n[tenants.acme]\nmax_routes = 2\ngrants = [\"log\"]\n",
+            )?;
+            jail.set_env("SWITCHYARD_TENANTS__GLOBEX__INGEST_RATE", "5");
+            let c = Config::load(Some(Path::new("t.toml"))).map_err(|e| e.to_string())?;
+            let acme = c.policy("acme");
+            assert_eq!((acme.max_plugins, acme.max_routes, acme.grants.as_slice()), (7, 2, &[Capability::Log][..]));
+            assert_eq!(c.policy("globex").ingest_rate, 5.0);
+            assert_eq!(c.policy("other"), c.tenant_defaults);
             Ok(())
         });
     }

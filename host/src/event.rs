@@ -1,5 +1,5 @@
 //! The canonical event every inbound format is mapped to, and the prefixed ids used across
-//! module boundaries (`evt_`, `ten_`, `plg_`, `dlv_`), so an id's kind is visible in logs and
+//! module boundaries (`evt_`, `ten_`, `plg_`, `key_`, `dlv_`), so an id's kind is visible in logs and
 //! can never be passed where another kind is expected.
 
 use std::fmt;
@@ -52,6 +52,10 @@ prefixed_id!(
 prefixed_id!(
     /// One uploaded version of a plugin.
     PluginId, "plg_"
+);
+prefixed_id!(
+    /// A tenant API key (the id, not the secret key itself).
+    KeyId, "key_"
 );
 prefixed_id!(
     /// One delivery: an output event to one destination. Doubles as the `webhook-id`, so it

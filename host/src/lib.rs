@@ -8,11 +8,13 @@
 //! # Layout
 //! - [`config`]: defaults, TOML file, `SWITCHYARD_*` environment; validated at start-up.
 //! - [`event`]: the canonical event and prefixed ids.
+//! - [`fixtures`]: the seed vendor payloads, embedded for plugin dry runs.
 //! - [`sources`]: one adapter per inbound envelope, plus inbound signature checks.
 //! - [`signing`]: Standard Webhooks HMAC signatures, pure functions.
 //! - [`routes`]: route documents, validation, and the atomically swapped live table.
 //! - [`runtime`]: wasmtime engine, plugin compilation, sandboxed invocation, host capabilities.
 //! - [`pipeline`]: pending events through routes and plugins into the outbox.
+//! - [`quota`]: per-tenant ingest rate limits (the other quotas are checked where they apply).
 //! - [`delivery`]: the outbox worker, retry schedule, and the guarded HTTP client.
 //! - [`store`]: sqlx over an embedded SQLite file; every state change is transactional.
 //! - [`api`]: the axum HTTP API.
@@ -34,7 +36,9 @@ pub mod api;
 pub mod config;
 pub mod delivery;
 pub mod event;
+pub mod fixtures;
 pub mod pipeline;
+pub mod quota;
 pub mod routes;
 pub mod runtime;
 pub mod signing;
@@ -95,6 +99,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     });
     let delivery = Arc::new(DeliveryWorker::new(store.clone(), config.delivery.clone(), delivery_wake.clone()));
     let events = store::EventWriter::spawn(store.clone(), INGEST_BATCH);
+    let routes_dir = match &config.routes_dir {
+        Some(dir) => {
+            anyhow::ensure!(dir.is_dir(), "routes_dir {} is not a directory", dir.display());
+            Some(routes::RoutesDir {
+                dir: dir.clone(),
+                config: config.clone(),
+                store: store.clone(),
+                runtime: runtime.clone(),
+                table: routes.clone(),
+            })
+        }
+        None => None,
+    };
     let state = AppState {
         store,
         events,
@@ -104,11 +121,20 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         admin_token: admin_token.into(),
         pipeline_wake,
         delivery_wake,
+        ingest_limits: Arc::default(),
     };
 
     let workers = CancellationToken::new();
     let pipeline_task = tokio::spawn(pipeline.run(workers.clone()));
     let delivery_task = tokio::spawn(delivery.run(workers.clone()));
+    if let Some(routes_dir) = routes_dir {
+        let stop = workers.clone();
+        tokio::spawn(async move {
+            if let Err(e) = routes_dir.run(stop).await {
+                tracing::error!("watching the routes directory stopped: {e:#}");
+            }
+        });
+    }
 
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "switchyard listening");
     let serve = axum::serve(listener, api::app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());

@@ -2,68 +2,12 @@
 //! delivered them, started again on the same data directory: every event is delivered.
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::support::process::Process;
 use crate::support::{ADMIN_TOKEN, Receiver, SECRET, WAIT, fixture, route};
-
-/// The real `switchyard` binary as a child process.
-struct Process {
-    child: Child,
-    base: String,
-}
-
-impl Process {
-    async fn start(dir: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = dir.join("switchyard.toml");
-        // Many quick retries: deliveries stay pending (not dead) while the receiver refuses.
-        let schedule = std::iter::once("\"0s\"".to_owned())
-            .chain((0..50).map(|_| "\"200ms\"".to_owned()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\
-                 [delivery]\nallow_private_destinations = true\njitter = 0.0\npoll_interval = \"50ms\"\nretry_schedule = [{schedule}]\n\
-                 [pipeline]\npoll_interval = \"50ms\"\n",
-                dir.join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("SWITCHYARD_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("starting switchyard");
-        let p = Self { child, base: format!("http://127.0.0.1:{port}") };
-        let http = reqwest::Client::new();
-        for _ in 0..400 {
-            if http.get(format!("{}/healthz", p.base)).send().await.is_ok() {
-                return p;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("switchyard did not start");
-    }
-
-    fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL: no shutdown code runs.
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
 
 async fn admin(base: &str, method: reqwest::Method, path: &str, body: Value) {
     let resp = reqwest::Client::new()
@@ -91,7 +35,7 @@ async fn acknowledged_events_survive_sigkill() {
     // Phase 1: the receiver refuses everything, so nothing can be delivered before the kill.
     rx.respond_with(&[503; 100_000]);
 
-    let p = Process::start(dir.path()).await;
+    let p = Process::start(dir.path(), "").await;
     forward_calls_to(&p.base, &rx).await;
 
     let http = reqwest::Client::new();
@@ -109,7 +53,7 @@ async fn acknowledged_events_survive_sigkill() {
 
     // Phase 2: the receiver accepts; the router restarts on the same data directory.
     rx.clear_script();
-    let p = Process::start(dir.path()).await;
+    let p = Process::start(dir.path(), "").await;
     let deadline = tokio::time::Instant::now() + WAIT * 2;
     loop {
         let ok: BTreeSet<i64> = rx
@@ -167,7 +111,7 @@ async fn repeated_sigkills_under_load_lose_nothing_acknowledged() {
     let mut acked = BTreeSet::new();
     let mut next = 0;
     for round in 0..3 {
-        let p = Process::start(dir.path()).await;
+        let p = Process::start(dir.path(), "").await;
         if round == 0 {
             forward_calls_to(&p.base, &rx).await;
         }
@@ -183,7 +127,7 @@ async fn repeated_sigkills_under_load_lose_nothing_acknowledged() {
     }
     assert!(acked.len() >= 10, "the load actually ran: {} acknowledged", acked.len());
 
-    let p = Process::start(dir.path()).await;
+    let p = Process::start(dir.path(), "").await;
     let deadline = tokio::time::Instant::now() + WAIT * 2;
     loop {
         let delivered: BTreeSet<i64> = rx.accepted().iter().map(|d| d.json()["id"].as_i64().unwrap()).collect();

@@ -48,6 +48,15 @@ async fn ingest(
     sources::verify(format, secret.as_ref(), &headers, &body, now, tolerance).map_err(source_error)?;
     let key = format!("{}/{}", tenant.id, source_name);
     let parsed = sources::parse(format, &key, &headers, &body).map_err(source_error)?;
+    // After the signature check, so unauthenticated traffic cannot spend a tenant's quota.
+    let policy = state.config.policy(&tenant.name);
+    state.ingest_limits.check(&tenant.id, &policy).map_err(|retry_after| ApiError::TooManyRequests {
+        message: format!(
+            "tenant {tenant_name:?} is over its ingest rate ({} events/s, bursts of {}); nothing was stored",
+            policy.ingest_rate, policy.ingest_burst
+        ),
+        retry_after,
+    })?;
 
     let event = Event {
         id: EventId::generate(),

@@ -1,31 +1,33 @@
 //! The HTTP API (axum). One module per resource, each with a `router()`; ingest is public
-//! (sources authenticate with signatures), everything under `/v1/tenants` needs the admin
-//! token.
+//! (sources authenticate with signatures), everything else needs a bearer token: the admin
+//! token (operators: everything) or a tenant API key (its own tenant only; see `auth`).
 
+mod auth;
 mod deliveries;
 mod error;
 mod events;
+mod fixtures;
 mod ingest;
+mod keys;
 mod plugins;
 mod routes;
 mod tenants;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequest, Request, State};
-use axum::http::header::AUTHORIZATION;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::FromRequest;
+use axum::middleware;
 use axum::routing::get;
 use axum::{Json, Router};
-use subtle::ConstantTimeEq;
 use tokio::sync::Notify;
 use tower_http::trace::TraceLayer;
 
+pub use auth::Principal;
 pub use error::ApiError;
 
 use crate::config::Config;
 use crate::event::TenantId;
+use crate::quota::IngestLimiter;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
 use crate::store::{EventWriter, Store, Tenant};
@@ -44,37 +46,27 @@ pub struct AppState {
     pub pipeline_wake: Arc<Notify>,
     /// Wakes the delivery worker when a delivery was re-queued.
     pub delivery_wake: Arc<Notify>,
+    pub ingest_limits: Arc<IngestLimiter>,
 }
 
 /// The whole API.
 pub fn app(state: AppState) -> Router {
-    let admin = Router::new()
+    let authenticated = Router::new()
         .merge(tenants::router())
+        .merge(keys::router())
         .merge(plugins::router(&state.config))
+        .merge(fixtures::router())
         .merge(routes::router())
         .merge(events::router())
         .merge(deliveries::router())
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
         .merge(ingest::router(&state.config))
-        .merge(admin)
+        .merge(authenticated)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(TraceLayer::new_for_http())
         .with_state(state)
-}
-
-async fn require_admin(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let presented = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::Unauthorized("missing bearer token (Authorization: Bearer <admin token>)".into()))?;
-    if !bool::from(presented.as_bytes().ct_eq(state.admin_token.as_bytes())) {
-        return Err(ApiError::Unauthorized("invalid token".into()));
-    }
-    Ok(next.run(request).await)
 }
 
 /// JSON request bodies whose rejections answer in our error format.

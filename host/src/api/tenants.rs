@@ -1,13 +1,13 @@
 //! Tenants and their sources.
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, AppState, Principal};
 use crate::routes::{NAME_RULE, valid_name};
 use crate::signing::Secret;
 use crate::sources::SourceFormat;
@@ -37,8 +37,13 @@ async fn create(
     Ok((StatusCode::CREATED, Json(state.store.create_tenant(&body.name).await?)))
 }
 
-async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "tenants": state.store.list_tenants().await? })))
+/// Operators see every tenant; a tenant key sees its own.
+async fn list(State(state): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Value>, ApiError> {
+    let tenants = match who {
+        Principal::Admin => state.store.list_tenants().await?,
+        Principal::Tenant(own) => vec![own],
+    };
+    Ok(Json(json!({ "tenants": tenants })))
 }
 
 async fn show(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Tenant>, ApiError> {

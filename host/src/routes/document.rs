@@ -42,9 +42,10 @@ pub struct MatchSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StepSpec {
+    /// `name`, `name@3` or `name@latest`.
     pub plugin: String,
-    /// A pinned version; when omitted the latest version at apply time is pinned, so a stored
-    /// route version always means the same code.
+    /// A pinned version (the same as `name@3`); when omitted, or `@latest`, the latest version
+    /// at apply time is pinned, so a stored route version always means the same code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
     /// Values may be any JSON scalar; plugins receive them as strings.
@@ -95,6 +96,31 @@ impl std::fmt::Display for Problem {
     }
 }
 
+impl StepSpec {
+    /// The plugin name and the version asked for (None: latest), from `plugin` and `version`.
+    pub fn reference(&self) -> Result<(&str, Option<i64>), String> {
+        let (name, at) = match self.plugin.split_once('@') {
+            Some((name, v)) => (name, Some(v)),
+            None => (self.plugin.as_str(), None),
+        };
+        if !valid_name(name) {
+            return Err(format!("plugin name: {NAME_RULE}"));
+        }
+        let from_at = match at {
+            None | Some("latest") => None,
+            Some(v) => match v.parse::<i64>() {
+                Ok(n) if n >= 1 => Some(n),
+                _ => return Err(format!("{v:?} is not a version: use name@<number from 1> or name@latest")),
+            },
+        };
+        match (from_at, self.version) {
+            (_, Some(v)) if v < 1 => Err("versions start at 1".into()),
+            (Some(a), Some(b)) if a != b => Err(format!("names version {a} with '@' but version {b} in \"version\"")),
+            (a, b) => Ok((name, a.or(b))),
+        }
+    }
+}
+
 /// Names tenants give things (tenants, sources, plugins, routes): URL-safe and short.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -126,11 +152,8 @@ impl RouteDocument {
                 }
             }
             for (j, step) in route.pipeline.iter().enumerate() {
-                if !valid_name(&step.plugin) {
-                    problem(format!("{at}.pipeline[{j}].plugin"), NAME_RULE.into());
-                }
-                if step.version.is_some_and(|v| v < 1) {
-                    problem(format!("{at}.pipeline[{j}].version"), "versions start at 1".into());
+                if let Err(m) = step.reference() {
+                    problem(format!("{at}.pipeline[{j}].plugin"), m);
                 }
                 for (k, v) in &step.config {
                     if v.is_object() || v.is_array() {
@@ -236,7 +259,6 @@ mod tests {
             paths,
             [
                 "routes[0].pipeline[0].plugin",
-                "routes[0].pipeline[0].version",
                 "routes[0].pipeline[0].config.k",
                 "routes[0].destinations[0].url",
                 "routes[0].destinations[0].secret",
@@ -249,6 +271,22 @@ mod tests {
         // Loopback is fine once the operator allows it.
         let only_b = RouteDocument { routes: vec![d.routes[2].clone()] };
         assert_eq!(only_b.validate(true).unwrap_err().len(), 1);
+    }
+
+    #[test]
+    fn plugin_references() {
+        let step =
+            |plugin: &str, version: Option<i64>| StepSpec { plugin: plugin.into(), version, config: BTreeMap::new() };
+        assert_eq!(step("tagger", None).reference(), Ok(("tagger", None)));
+        assert_eq!(step("tagger@latest", None).reference(), Ok(("tagger", None)));
+        assert_eq!(step("tagger@3", None).reference(), Ok(("tagger", Some(3))));
+        assert_eq!(step("tagger", Some(2)).reference(), Ok(("tagger", Some(2))));
+        assert_eq!(step("tagger@2", Some(2)).reference(), Ok(("tagger", Some(2))));
+        for (plugin, version) in
+            [("tagger@0", None), ("tagger@x", None), ("tagger@2", Some(3)), ("a b", None), ("t", Some(0))]
+        {
+            assert!(step(plugin, version).reference().is_err(), "{plugin} {version:?}");
+        }
     }
 
     #[test]

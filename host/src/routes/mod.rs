@@ -6,6 +6,7 @@
 //! runs entirely on the version it started with, and a swap never waits for events in flight.
 
 mod document;
+mod files;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,10 +18,12 @@ pub use document::{
     BodyFormat, DestinationSpec, MatchSpec, NAME_RULE, Problem, RouteDocument, RouteSpec, StepSpec, is_internal,
     valid_name,
 };
+pub use files::{FileOutcome, RoutesDir};
 
-use crate::event::TenantId;
+use crate::config::TenantPolicy;
+use crate::event::{PluginId, TenantId};
 use crate::runtime::{LoadedPlugin, PluginConfig, Runtime, RuntimeError};
-use crate::store::{Store, StoreError};
+use crate::store::{RouteOrigin, Store, StoreError};
 
 /// One tenant's live routes at one version.
 #[derive(Debug)]
@@ -62,12 +65,27 @@ impl TenantRoutes {
 #[derive(Default)]
 pub struct RouteTable {
     tenants: ArcSwap<HashMap<TenantId, Arc<TenantRoutes>>>,
+    /// Held while a version is compared, stored and installed (API, files, rollback) and
+    /// while a plugin version is deleted: versions go live in number order and never pin a
+    /// plugin version that is being deleted. Readers never take it.
+    changes: tokio::sync::Mutex<()>,
 }
 
 impl RouteTable {
     /// The tenant's current routes; hold on to the `Arc` for the whole event.
     pub fn get(&self, tenant: &TenantId) -> Option<Arc<TenantRoutes>> {
         self.tenants.load().get(tenant).cloned()
+    }
+
+    /// Serialises changes to route versions and the plugin versions they pin.
+    pub async fn lock_changes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.changes.lock().await
+    }
+
+    /// The live route of `tenant` that runs plugin version `plugin`, if any.
+    pub fn route_using(&self, tenant: &TenantId, plugin: &PluginId) -> Option<String> {
+        let routes = self.get(tenant)?;
+        routes.routes.iter().find(|r| r.steps.iter().any(|s| &s.plugin.id == plugin)).map(|r| r.name.clone())
     }
 
     /// Makes `routes` live unless a newer version already is (applies can finish out of order).
@@ -91,36 +109,65 @@ impl RouteTable {
 pub enum ApplyError {
     #[error("invalid route document")]
     Invalid(Vec<Problem>),
+    #[error("{0}")]
+    Quota(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
 }
 
-/// Validates, resolves and compiles a document. Returns the resolved document (versions
-/// pinned), ready to store, and the compiled routes.
+/// What compiling a document checks against: the tenant's policy and the router's rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules<'a> {
+    pub allow_private: bool,
+    pub policy: &'a TenantPolicy,
+}
+
+/// Validates, resolves and compiles a document. Returns the resolved document (plugin
+/// versions pinned, `name@v` spelled as `name` + `version`), ready to store, and the
+/// compiled routes.
 pub async fn compile(
     doc: &RouteDocument,
     tenant: &TenantId,
-    allow_private: bool,
+    rules: Rules<'_>,
     store: &Store,
     runtime: &Arc<Runtime>,
 ) -> Result<(RouteDocument, Vec<CompiledRoute>), ApplyError> {
-    doc.validate(allow_private).map_err(ApplyError::Invalid)?;
+    doc.validate(rules.allow_private).map_err(ApplyError::Invalid)?;
+    if doc.routes.len() > rules.policy.max_routes as usize {
+        return Err(ApplyError::Quota(format!(
+            "the document has {} routes; this tenant may have at most {}",
+            doc.routes.len(),
+            rules.policy.max_routes
+        )));
+    }
     let mut resolved = doc.clone();
     let mut compiled = Vec::with_capacity(doc.routes.len());
     let mut problems = Vec::new();
     for (i, route) in resolved.routes.iter_mut().enumerate() {
         let mut steps = Vec::with_capacity(route.pipeline.len());
         for (j, step) in route.pipeline.iter_mut().enumerate() {
-            let Some(version) = store.plugin_version(tenant, &step.plugin, step.version).await? else {
-                let what = match step.version {
-                    Some(v) => format!("plugin {:?} has no version {v}", step.plugin),
-                    None => format!("no plugin named {:?}", step.plugin),
+            let at = format!("routes[{i}].pipeline[{j}].plugin");
+            let (name, wanted) =
+                step.reference().map_err(|m| ApplyError::Invalid(vec![Problem { path: at.clone(), message: m }]))?;
+            let Some(version) = store.plugin_version(tenant, name, wanted).await? else {
+                let message = match wanted {
+                    Some(v) => format!("plugin {name:?} has no version {v}"),
+                    None => format!("no plugin named {name:?}"),
                 };
-                problems.push(Problem { path: format!("routes[{i}].pipeline[{j}].plugin"), message: what });
+                problems.push(Problem { path: at, message });
                 continue;
             };
+            // Grants may have been narrowed since the upload.
+            let imports: Vec<String> = serde_json::from_str(&version.meta.imports).unwrap_or_default();
+            let refused = crate::runtime::ungranted(&imports, &rules.policy.grants);
+            if !refused.is_empty() {
+                let message = format!("{name}@{}: {}", version.meta.version, refused.join("; "));
+                problems.push(Problem { path: at, message });
+                continue;
+            }
+            step.plugin = name.to_owned();
             step.version = Some(version.meta.version);
             let config = step
                 .config
@@ -143,26 +190,49 @@ pub async fn compile(
     Ok((resolved, compiled))
 }
 
-/// Validates, stores and makes live a new version of a tenant's routes.
+/// The outcome of an apply.
+#[derive(Debug)]
+pub struct Applied {
+    /// The live version: new, or the current one when `unchanged`.
+    pub version: i64,
+    /// The resolved document was identical to the live one, so no version was created.
+    pub unchanged: bool,
+    pub document: RouteDocument,
+}
+
+/// Validates, stores and makes live a new version of a tenant's routes. Applying the live
+/// document again is a no-op (`unchanged`), so files and scripts can apply idempotently.
 pub async fn apply(
     doc: &RouteDocument,
     tenant: &TenantId,
-    allow_private: bool,
+    rules: Rules<'_>,
+    origin: RouteOrigin,
     store: &Store,
     runtime: &Arc<Runtime>,
     table: &RouteTable,
-) -> Result<(i64, RouteDocument), ApplyError> {
-    let (resolved, routes) = compile(doc, tenant, allow_private, store, runtime).await?;
+) -> Result<Applied, ApplyError> {
+    let _guard = table.lock_changes().await;
+    let (resolved, routes) = compile(doc, tenant, rules, store, runtime).await?;
+    if let Some(live) = store.latest_route_set(tenant).await?
+        && serde_json::from_str::<RouteDocument>(&live.document).is_ok_and(|d| d == resolved)
+    {
+        return Ok(Applied { version: live.version, unchanged: true, document: resolved });
+    }
     let json = serde_json::to_string(&resolved).expect("documents serialise");
-    let row = store.insert_route_set(tenant, &json).await?;
+    let row = store.insert_route_set(tenant, &json, origin).await?;
     table.install(tenant, TenantRoutes { version: row.version, routes });
-    Ok((row.version, resolved))
+    Ok(Applied { version: row.version, unchanged: false, document: resolved })
 }
 
 /// Loads every tenant's live routes at start-up. A stored document that no longer compiles
 /// (e.g. a plugin artifact was lost and cannot be rebuilt) is logged and skipped, so one
 /// tenant cannot stop the router from starting; its events wait as pending.
 pub async fn load_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable) -> Result<(), StoreError> {
+    let unlimited = TenantPolicy {
+        max_routes: u32::MAX,
+        grants: crate::config::Capability::ALL.to_vec(),
+        ..TenantPolicy::default()
+    };
     for row in store.latest_route_sets().await? {
         let doc: RouteDocument = match serde_json::from_str(&row.document) {
             Ok(d) => d,
@@ -172,8 +242,10 @@ pub async fn load_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable)
             }
         };
         // Private destinations were checked when the version was applied; the delivery
-        // client checks again at connect time, so a later policy change still holds.
-        match compile(&doc, &row.tenant_id, true, store, runtime).await {
+        // client checks again at connect time, so a later policy change still holds. Quotas
+        // and grants were checked at apply too: a live version keeps running as it was.
+        let rules = Rules { allow_private: true, policy: &unlimited };
+        match compile(&doc, &row.tenant_id, rules, store, runtime).await {
             Ok((_, routes)) => table.install(&row.tenant_id, TenantRoutes { version: row.version, routes }),
             Err(e) => {
                 tracing::error!(tenant = %row.tenant_id, version = row.version, "stored routes do not load: {e:?}")

@@ -30,6 +30,15 @@ pub struct Invocation {
     pub peak_memory_bytes: usize,
 }
 
+/// Everything one call did, whether it succeeded or not (for dry runs).
+#[derive(Debug)]
+pub struct Trace {
+    pub result: Result<Verdict, PluginFailure>,
+    pub logs: Vec<LogLine>,
+    pub elapsed: Duration,
+    pub peak_memory_bytes: usize,
+}
+
 /// Why a call failed. Always confined to this event and route.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PluginFailure {
@@ -63,6 +72,36 @@ impl Runtime {
         config: Arc<PluginConfig>,
         event: &Event,
     ) -> Result<Invocation, PluginFailure> {
+        let trace = self.call(plugin, tenant_id, config, event, false).await;
+        trace.result.map(|verdict| Invocation {
+            verdict,
+            logs: trace.logs,
+            elapsed: trace.elapsed,
+            peak_memory_bytes: trace.peak_memory_bytes,
+        })
+    }
+
+    /// Runs `plugin` like [`Runtime::invoke`], but its kv writes stay in a scratch overlay
+    /// that is thrown away (reads see the tenant's real data, then the overlay), and the logs
+    /// and usage come back even when the call fails.
+    pub async fn dry_run(
+        &self,
+        plugin: &LoadedPlugin,
+        tenant_id: &TenantId,
+        config: Arc<PluginConfig>,
+        event: &Event,
+    ) -> Trace {
+        self.call(plugin, tenant_id, config, event, true).await
+    }
+
+    async fn call(
+        &self,
+        plugin: &LoadedPlugin,
+        tenant_id: &TenantId,
+        config: Arc<PluginConfig>,
+        event: &Event,
+        dry_run: bool,
+    ) -> Trace {
         let limits = self.limits.clone();
         let started = Instant::now();
         let stderr = MemoryOutputPipe::new(STDERR_BYTES);
@@ -81,6 +120,7 @@ impl Runtime {
             limits: limits.clone(),
             logs: Vec::new(),
             log_bytes: 0,
+            kv_overlay: dry_run.then(Default::default),
         };
         let mut store = WasmStore::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
@@ -102,11 +142,12 @@ impl Runtime {
             instance.call_handle(&mut store, &input).await.map_err(CallError::Trap)
         };
         let label = plugin.label.to_string();
-        let result = match tokio::time::timeout(limits.timeout + HOST_GRACE, call).await {
-            Err(_) => return Err(PluginFailure::Timeout { plugin: label, limit: limits.timeout }),
+        let result = tokio::time::timeout(limits.timeout + HOST_GRACE, call).await;
+        let state = store.data();
+        let result = match result {
+            Err(_) => Err(CallError::Abandoned),
             Ok(r) => r,
         };
-        let state = store.data();
         let outcome = match result {
             Ok(Ok(verdict)) => check_output(event, verdict, &limits)
                 .map_err(|message| PluginFailure::InvalidOutput { plugin: label.clone(), message }),
@@ -122,13 +163,14 @@ impl Runtime {
                 Err(PluginFailure::Instantiate { plugin: label.clone(), message: format!("{e:#}") })
             }
             Err(CallError::Trap(e)) => Err(classify_trap(&label, &e, state, limits.timeout)),
+            Err(CallError::Abandoned) => Err(PluginFailure::Timeout { plugin: label, limit: limits.timeout }),
         };
-        outcome.map(|verdict| Invocation {
-            verdict,
+        Trace {
+            result: outcome,
             logs: state.logs.clone(),
             elapsed: started.elapsed(),
             peak_memory_bytes: state.memory.peak_bytes,
-        })
+        }
     }
 }
 
@@ -136,6 +178,8 @@ impl Runtime {
 enum CallError {
     Instantiate(wasmtime::Error),
     Trap(wasmtime::Error),
+    /// Still running past the deadline plus grace (stuck in a host call).
+    Abandoned,
 }
 
 fn classify_trap(plugin: &str, e: &wasmtime::Error, state: &PluginState, timeout: Duration) -> PluginFailure {

@@ -21,11 +21,11 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::config::PluginLimits;
+use crate::config::{Capability, PluginLimits};
 use crate::event::PluginId;
 use crate::store::{PluginVersion, Store};
 
-pub use invoke::{Invocation, PluginFailure, Verdict};
+pub use invoke::{Invocation, PluginFailure, Trace, Verdict};
 pub use state::{LogLine, PluginConfig, PluginState};
 
 /// Why a component could not be accepted or loaded.
@@ -35,8 +35,44 @@ pub enum RuntimeError {
     InvalidComponent(String),
     #[error("the component does not implement the switchyard:plugin world: {0}")]
     WrongWorld(String),
+    #[error("{0}")]
+    NotGranted(String),
     #[error("plugin runtime: {0}")]
     Internal(String),
+}
+
+/// The world every plugin implements, as recorded with each version.
+pub const WORLD: &str = "switchyard:plugin/plugin@0.1.0";
+
+/// What validating an upload found out.
+#[derive(Debug, Clone)]
+pub struct Validated {
+    pub sha256: String,
+    /// Imported interfaces (`wasi:...`, `switchyard:plugin/kv@0.1.0`, ...).
+    pub imports: Vec<String>,
+    /// Time spent compiling and checking.
+    pub compile: std::time::Duration,
+}
+
+/// The imports among `imports` that `grants` does not allow, as readable reasons. WASI
+/// interfaces and our `types` (type definitions only) are not gated: they reach nothing
+/// outside the call. Anything that is neither WASI nor ours cannot be linked at all.
+pub fn ungranted(imports: &[String], grants: &[Capability]) -> Vec<String> {
+    let mut refused = Vec::new();
+    for import in imports {
+        let interface = import.split('@').next().unwrap_or(import);
+        if interface.starts_with("wasi:") || interface == "switchyard:plugin/types" {
+            continue;
+        }
+        match Capability::ALL.iter().find(|c| c.interface() == interface) {
+            Some(c) if grants.contains(c) => {}
+            Some(c) => {
+                refused.push(format!("imports {import}, but this tenant is not granted the {:?} capability", c.name()))
+            }
+            None => refused.push(format!("imports {import}, which the router does not provide")),
+        }
+    }
+    refused
 }
 
 /// A plugin version ready to run.
@@ -121,20 +157,38 @@ impl Runtime {
         })
     }
 
-    /// Compiles and checks an uploaded component against the plugin world, caching the
-    /// compiled artifact. Returns the content's sha256. Runs on a blocking thread.
-    pub async fn validate(self: &Arc<Self>, wasm: Arc<Vec<u8>>) -> Result<String, RuntimeError> {
+    /// Compiles and checks an uploaded component: it must be a component, import nothing
+    /// the tenant is not granted, and implement the plugin world. Caches the compiled
+    /// artifact. Runs on a blocking thread.
+    pub async fn validate(
+        self: &Arc<Self>,
+        wasm: Arc<Vec<u8>>,
+        grants: &[Capability],
+    ) -> Result<Validated, RuntimeError> {
         let this = self.clone();
+        let grants = grants.to_vec();
         tokio::task::spawn_blocking(move || {
-            let sha = hex::encode(Sha256::digest(&*wasm));
+            let started = std::time::Instant::now();
+            let sha256 = hex::encode(Sha256::digest(&*wasm));
             let component =
                 Component::new(&this.engine, &*wasm).map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
+            let imports: Vec<String> =
+                component.component_type().imports(&this.engine).map(|(name, _)| name.to_owned()).collect();
+            let refused = ungranted(&imports, &grants);
+            if !refused.is_empty() {
+                return Err(RuntimeError::NotGranted(refused.join("; ")));
+            }
             this.prepare(&component)?;
-            this.write_artifact(&sha, &component);
-            Ok(sha)
+            this.write_artifact(&sha256, &component);
+            Ok(Validated { sha256, imports, compile: started.elapsed() })
         })
         .await
         .map_err(|e| RuntimeError::Internal(e.to_string()))?
+    }
+
+    /// Drops a deleted version from memory (its artifact may serve another identical upload).
+    pub fn forget(&self, id: &PluginId) {
+        self.loaded.lock().expect("not poisoned").remove(id);
     }
 
     /// The ready-to-run form of a stored version: from memory, from the artifact cache, or
@@ -232,4 +286,27 @@ fn spawn_epoch_ticker(engine: Engine, tick: std::time::Duration, stop: Arc<Atomi
             }
         })
         .expect("spawning the epoch thread");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_granted_capabilities_and_wasi_may_be_imported() {
+        let imports: Vec<String> = [
+            "wasi:io/streams@0.2.6",
+            "switchyard:plugin/types@0.1.0",
+            "switchyard:plugin/log@0.1.0",
+            "switchyard:plugin/kv@0.1.0",
+            "evil:net/socket",
+        ]
+        .map(String::from)
+        .to_vec();
+        let refused = ungranted(&imports, &[Capability::Log]);
+        assert_eq!(refused.len(), 2, "{refused:?}");
+        assert!(refused[0].contains("switchyard:plugin/kv@0.1.0") && refused[0].contains("\"kv\""), "{refused:?}");
+        assert!(refused[1].contains("evil:net/socket") && refused[1].contains("does not provide"));
+        assert!(ungranted(&imports[..4], &Capability::ALL).is_empty());
+    }
 }

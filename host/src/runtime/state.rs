@@ -1,5 +1,6 @@
 //! Per-invocation store data: what one sandboxed call may see and what it has used.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,8 @@ pub struct PluginState {
     pub(super) limits: Arc<PluginLimits>,
     pub(super) logs: Vec<LogLine>,
     pub(super) log_bytes: usize,
+    /// Dry runs only: kv writes land here (None = deleted) instead of in the store.
+    pub(super) kv_overlay: Option<HashMap<String, Option<String>>>,
 }
 
 impl WasiView for PluginState {

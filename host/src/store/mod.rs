@@ -7,6 +7,7 @@
 
 mod deliveries;
 mod events;
+mod keys;
 mod kv;
 mod plugins;
 mod routes;
@@ -25,8 +26,9 @@ pub use deliveries::{
     AttemptRecord, AttemptRow, DeliveryDetail, DeliveryJob, DeliveryRow, DeliveryStatus, NewDelivery,
 };
 pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteOutcome, RouteResult};
-pub use plugins::{PluginVersion, PluginVersionMeta};
-pub use routes::RouteSetRow;
+pub use keys::{ApiKey, KEY_PREFIX};
+pub use plugins::{NewPluginVersion, PluginVersion, PluginVersionMeta};
+pub use routes::{RouteOrigin, RouteSetRow, RouteVersionSummary};
 pub use tenants::{SourceRow, Tenant};
 pub use writer::EventWriter;
 

@@ -13,8 +13,28 @@ pub struct PluginVersionMeta {
     pub version: i64,
     pub sha256: String,
     pub size: i64,
+    /// The WIT world the version was validated against.
+    pub world: String,
+    /// The interfaces it imports, as a JSON array (validated against the tenant's grants).
+    #[serde(serialize_with = "json_text")]
+    pub imports: String,
     #[serde(serialize_with = "ms_as_rfc3339")]
     pub created_at: i64,
+}
+
+/// Writes stored JSON text as JSON, not as a string.
+fn json_text<S: serde::Serializer>(text: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
+    serde::Serialize::serialize(&value, s)
+}
+
+/// What an upload stores besides the bytes.
+#[derive(Debug, Clone)]
+pub struct NewPluginVersion<'a> {
+    pub sha256: &'a str,
+    pub world: &'a str,
+    pub imports: &'a [String],
+    pub wasm: &'a [u8],
 }
 
 /// A plugin version with its component bytes, for loading.
@@ -25,7 +45,7 @@ pub struct PluginVersion {
     pub wasm: Vec<u8>,
 }
 
-const META: &str = "id, name, version, sha256, size, created_at";
+const META: &str = "id, name, version, sha256, size, world, imports, created_at";
 
 impl Store {
     /// Stores `wasm` as the next version of `name`. Numbering happens in one statement, so two
@@ -34,21 +54,22 @@ impl Store {
         &self,
         tenant: &TenantId,
         name: &str,
-        sha256: &str,
-        wasm: &[u8],
+        new: &NewPluginVersion<'_>,
     ) -> Result<PluginVersionMeta> {
         let id = PluginId::generate();
         sqlx::query(
-            "INSERT INTO plugins (id, tenant_id, name, version, sha256, size, wasm, created_at)
-             SELECT ?, ?, ?, COALESCE(MAX(version), 0) + 1, ?, ?, ?, ?
+            "INSERT INTO plugins (id, tenant_id, name, version, sha256, size, world, imports, wasm, created_at)
+             SELECT ?, ?, ?, COALESCE(MAX(version), 0) + 1, ?, ?, ?, ?, ?, ?
              FROM plugins WHERE tenant_id = ? AND name = ?",
         )
         .bind(&id)
         .bind(tenant)
         .bind(name)
-        .bind(sha256)
-        .bind(wasm.len() as i64)
-        .bind(wasm)
+        .bind(new.sha256)
+        .bind(new.wasm.len() as i64)
+        .bind(new.world)
+        .bind(serde_json::to_string(new.imports).expect("strings serialise"))
+        .bind(new.wasm)
         .bind(now_ms())
         .bind(tenant)
         .bind(name)
@@ -79,5 +100,34 @@ impl Store {
             .bind(tenant)
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    /// Versions of one plugin, oldest first.
+    pub async fn plugin_versions(&self, tenant: &TenantId, name: &str) -> Result<Vec<PluginVersionMeta>> {
+        Ok(sqlx::query_as(&format!("SELECT {META} FROM plugins WHERE tenant_id = ? AND name = ? ORDER BY version"))
+            .bind(tenant)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// How many distinct plugins (names) the tenant has, and how many versions `name` has.
+    pub async fn plugin_counts(&self, tenant: &TenantId, name: &str) -> Result<(i64, i64)> {
+        Ok(sqlx::query_as("SELECT COUNT(DISTINCT name), COALESCE(SUM(name = ?), 0) FROM plugins WHERE tenant_id = ?")
+            .bind(name)
+            .bind(tenant)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// Deletes one version. False when there was none.
+    pub async fn delete_plugin_version(&self, tenant: &TenantId, name: &str, version: i64) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM plugins WHERE tenant_id = ? AND name = ? AND version = ?")
+            .bind(tenant)
+            .bind(name)
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 }

@@ -123,18 +123,51 @@ async fn plugin_and_route_versions_count_up_per_tenant() {
     let (_d, s) = store().await;
     let a = s.create_tenant("a").await.unwrap();
     let b = s.create_tenant("b").await.unwrap();
-    assert_eq!(s.insert_plugin_version(&a.id, "p", "h1", b"x").await.unwrap().version, 1);
-    assert_eq!(s.insert_plugin_version(&a.id, "p", "h2", b"y").await.unwrap().version, 2);
-    assert_eq!(s.insert_plugin_version(&b.id, "p", "h3", b"z").await.unwrap().version, 1);
+    let v = |sha256, wasm| NewPluginVersion { sha256, world: "w", imports: &[], wasm };
+    assert_eq!(s.insert_plugin_version(&a.id, "p", &v("h1", b"x")).await.unwrap().version, 1);
+    assert_eq!(s.insert_plugin_version(&a.id, "p", &v("h2", b"y")).await.unwrap().version, 2);
+    assert_eq!(s.insert_plugin_version(&b.id, "p", &v("h3", b"z")).await.unwrap().version, 1);
+    s.insert_plugin_version(&a.id, "q", &v("h4", b"w")).await.unwrap();
     assert_eq!(s.plugin_version(&a.id, "p", None).await.unwrap().unwrap().meta.sha256, "h2");
     assert_eq!(s.plugin_version(&a.id, "p", Some(1)).await.unwrap().unwrap().wasm, b"x");
     assert!(s.plugin_version(&a.id, "p", Some(3)).await.unwrap().is_none());
+    assert_eq!(s.plugin_counts(&a.id, "p").await.unwrap(), (2, 2));
+    assert_eq!(s.plugin_counts(&a.id, "new").await.unwrap(), (2, 0));
+    assert!(s.delete_plugin_version(&a.id, "p", 1).await.unwrap());
+    assert!(!s.delete_plugin_version(&a.id, "p", 1).await.unwrap());
+    let versions: Vec<i64> = s.plugin_versions(&a.id, "p").await.unwrap().iter().map(|m| m.version).collect();
+    assert_eq!(versions, [2]);
+    assert_eq!(
+        s.insert_plugin_version(&a.id, "p", &v("h5", b"v")).await.unwrap().version,
+        3,
+        "numbers are never reused while a later version exists"
+    );
 
-    assert_eq!(s.insert_route_set(&a.id, "{}").await.unwrap().version, 1);
-    assert_eq!(s.insert_route_set(&a.id, "{\"v\":2}").await.unwrap().version, 2);
+    assert_eq!(s.insert_route_set(&a.id, "{}", RouteOrigin::Api).await.unwrap().version, 1);
+    let doc2 = r#"{"routes":[{"name":"r"}]}"#;
+    assert_eq!(s.insert_route_set(&a.id, doc2, RouteOrigin::File).await.unwrap().version, 2);
     let live = s.latest_route_sets().await.unwrap();
     assert_eq!(live.len(), 1);
-    assert_eq!(live[0].document, "{\"v\":2}");
+    assert_eq!(live[0].document, doc2);
+    assert_eq!(s.route_set(&a.id, Some(1)).await.unwrap().unwrap().document, "{}");
+    let listed: Vec<(i64, RouteOrigin, i64)> =
+        s.route_versions(&a.id).await.unwrap().iter().map(|r| (r.version, r.origin, r.routes)).collect();
+    assert_eq!(listed, [(2, RouteOrigin::File, 1), (1, RouteOrigin::Api, 0)]);
+}
+
+#[tokio::test]
+async fn api_keys_resolve_to_their_tenant_until_revoked() {
+    let (_d, s) = store().await;
+    let a = s.create_tenant("a").await.unwrap();
+    let (row, key) = s.create_api_key(&a.id, "ci").await.unwrap();
+    assert!(key.starts_with(KEY_PREFIX) && key.starts_with(&row.prefix) && key.len() > 60);
+    assert_eq!(s.tenant_for_key(&key).await.unwrap().unwrap().name, "a");
+    assert!(s.tenant_for_key(&format!("{key}x")).await.unwrap().is_none());
+    assert!(s.list_api_keys(&a.id).await.unwrap()[0].last_used_at.is_some(), "use is recorded");
+    assert!(s.revoke_api_key(&a.id, &row.id).await.unwrap());
+    assert!(s.tenant_for_key(&key).await.unwrap().is_none(), "a revoked key opens nothing");
+    let b = s.create_tenant("b").await.unwrap();
+    assert!(!s.revoke_api_key(&b.id, &row.id).await.unwrap(), "another tenant's key is not found");
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! receiver, real plugins, seed fixtures.
 
 pub mod plugins;
+pub mod process;
 pub mod receiver;
 pub mod signature;
 
@@ -37,6 +38,9 @@ pub fn test_config(data_dir: &Path) -> Config {
     c.pipeline.poll_interval = Duration::from_millis(50);
     c.plugins.timeout = Duration::from_millis(500);
     c.plugins.max_memory_bytes = 32 * 1024 * 1024;
+    // Load tests send faster than a tenant's default ingest rate; quota tests set their own.
+    c.tenant_defaults.ingest_rate = 1_000_000.0;
+    c.tenant_defaults.ingest_burst = 1_000_000;
     c
 }
 
@@ -89,14 +93,46 @@ impl TestRouter {
     }
 
     pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN_TOKEN);
+        self.request_as(ADMIN_TOKEN, method, path, body).await
+    }
+
+    /// A JSON request with `token` (the admin token or a tenant key).
+    pub async fn request_as(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let (status, _, body) = self.request_full(token, method, path, body).await;
+        (status, body)
+    }
+
+    /// Like `request_as`, with the response headers.
+    pub async fn request_full(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(token);
         if let Some(body) = body {
             req = req.json(&body);
         }
         let resp = req.send().await.unwrap();
-        let status = resp.status();
+        let (status, headers) = (resp.status(), resp.headers().clone());
         let text = resp.text().await.unwrap();
-        (status, if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, headers, body)
+    }
+
+    /// Creates an API key for `tenant` and returns it.
+    pub async fn key(&self, tenant: &str) -> String {
+        let created =
+            self.ok(reqwest::Method::POST, &format!("/v1/tenants/{tenant}/keys"), json!({"name": "test"})).await;
+        created["key"].as_str().unwrap().to_owned()
     }
 
     pub async fn get(&self, path: &str) -> Value {
@@ -126,7 +162,9 @@ impl TestRouter {
 
     /// Uploads a plugin built from `plugins/` under its crate name; returns the version.
     pub async fn plugin(&self, tenant: &str, name: &str) -> i64 {
-        self.upload(tenant, name, plugins::wasm(name)).await.1["version"].as_i64().unwrap()
+        let (status, body) = self.upload(tenant, name, plugins::wasm(name)).await;
+        assert_eq!(status, StatusCode::CREATED, "uploading {name}: {body}");
+        body["version"].as_i64().unwrap()
     }
 
     pub async fn upload(&self, tenant: &str, name: &str, bytes: Vec<u8>) -> (StatusCode, Value) {

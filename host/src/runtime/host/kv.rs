@@ -20,6 +20,9 @@ impl Host for PluginState {
         if self.check_key(&key).is_err() {
             return Ok(None);
         }
+        if let Some(written) = self.kv_overlay.as_ref().and_then(|o| o.get(&key)) {
+            return Ok(written.clone());
+        }
         // A storage failure cannot be expressed as "absent" without lying: trap instead, which
         // fails this event visibly.
         self.store.kv_get(&self.tenant_id, &key).await.map_err(|e| wasmtime::format_err!("kv get failed: {e}"))
@@ -36,12 +39,20 @@ impl Host for PluginState {
                 self.limits.max_kv_value_bytes
             )));
         }
+        if let Some(overlay) = &mut self.kv_overlay {
+            overlay.insert(key, Some(value));
+            return Ok(Ok(()));
+        }
         Ok(self.store.kv_set(&self.tenant_id, &key, &value).await.map_err(|e| format!("kv set failed: {e}")))
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {
         if let Err(e) = self.check_key(&key) {
             return Ok(Err(e));
+        }
+        if let Some(overlay) = &mut self.kv_overlay {
+            overlay.insert(key, None);
+            return Ok(Ok(()));
         }
         Ok(self.store.kv_delete(&self.tenant_id, &key).await.map_err(|e| format!("kv delete failed: {e}")))
     }

@@ -1,0 +1,64 @@
+//! The real `switchyard` binary as a child process, for tests that kill or signal it.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::ADMIN_TOKEN;
+
+/// The real `switchyard` binary as a child process.
+pub struct Process {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Process {
+    /// Starts the binary on `dir/data`, with `extra` (top-level TOML
+    /// keys) added to its configuration.
+    pub async fn start(dir: &Path, extra: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let config = dir.join("switchyard.toml");
+        // Many quick retries: deliveries stay pending (not dead) while the receiver refuses.
+        let schedule = std::iter::once("\"0s\"".to_owned())
+            .chain((0..50).map(|_| "\"200ms\"".to_owned()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n{extra}\n\
+                 [delivery]\nallow_private_destinations = true\njitter = 0.0\npoll_interval = \"50ms\"\nretry_schedule = [{schedule}]\n\
+                 [pipeline]\npoll_interval = \"50ms\"\n[tenant_defaults]\ningest_rate = 1000000.0\ningest_burst = 1000000\n",
+                dir.join("data").display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("SWITCHYARD_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("starting switchyard");
+        let p = Self { child, base: format!("http://127.0.0.1:{port}") };
+        let http = reqwest::Client::new();
+        for _ in 0..400 {
+            if http.get(format!("{}/healthz", p.base)).send().await.is_ok() {
+                return p;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("switchyard did not start");
+    }
+
+    pub fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL: no shutdown code runs.
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
