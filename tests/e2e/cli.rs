@@ -470,6 +470,14 @@ async fn plugin_new_scaffolds_a_crate_that_builds_and_uploads() {
     let wasm = built.join("scaffold_smoke.wasm");
     let pushed = cli.run(&["plugin", "push", "acme", "scaffold-smoke", wasm.to_str().unwrap(), "--json"]).await.ok();
     assert_eq!(pushed.json()["version"], 1);
+
+    // The template does what its comments say: marks payloads, drops the types it is told to.
+    let fixture = ["plugin", "test", "acme", "scaffold-smoke", "--fixture", "call-tracking/call_ended"];
+    let passed = cli.run(&fixture).await.ok();
+    assert!(passed.stdout.starts_with("scaffold-smoke@1: pass"), "{passed:#?}");
+    assert!(passed.stdout.contains("\"handled_by\": \"scaffold-smoke\""), "{passed:#?}");
+    let dropped = cli.run(&[&fixture[..], &["--config", "drop_types=call.started,call.ended"]].concat()).await.ok();
+    assert!(dropped.stdout.contains("drop") && dropped.stdout.contains("call.ended is in drop_types"), "{dropped:#?}");
     r.stop().await;
 }
 

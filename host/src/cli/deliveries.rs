@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use super::client::{Body, Client, Result};
-use super::output::{Output, cell, pretty, print_fields, print_rows, print_table};
+use super::output::{Output, cell, outln, pretty, print_fields, print_rows};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -38,20 +38,29 @@ pub async fn run(client: &Client, out: Output, cmd: DeliveriesCommand) -> Result
             query.extend(limit.map(|l| ("limit", l.to_string())));
             let v = client.get_query(&["v1", "tenants", &tenant, "deliveries"], &query).await?;
             if !out.json(&v) {
-                print_table(
-                    &v["deliveries"],
-                    &[
-                        ("ID", "id"),
-                        ("EVENT", "event_id"),
-                        ("ROUTE", "route"),
-                        ("STATUS", "status"),
-                        ("ATTEMPTS", "attempts"),
-                        ("LAST STATUS", "last_status"),
-                        ("NEXT ATTEMPT", "next_attempt_at"),
-                        ("URL", "url"),
-                    ],
-                    "No deliveries.",
-                );
+                let rows: Vec<Vec<String>> = v["deliveries"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|d| {
+                        vec![
+                            cell(&d["id"]),
+                            cell(&d["event_id"]),
+                            cell(&d["route"]),
+                            cell(&d["status"]),
+                            cell(&d["attempts"]),
+                            last_result(d),
+                            cell(&d["next_attempt_at"]),
+                            cell(&d["url"]),
+                        ]
+                    })
+                    .collect();
+                if rows.is_empty() {
+                    outln!("No deliveries.");
+                } else {
+                    let headers = ["ID", "EVENT", "ROUTE", "STATUS", "ATTEMPTS", "LAST RESULT", "NEXT ATTEMPT", "URL"];
+                    print_rows(&headers, rows);
+                }
             }
         }
         DeliveriesCommand::Show { tenant, id } => {
@@ -74,10 +83,10 @@ pub async fn run(client: &Client, out: Output, cmd: DeliveriesCommand) -> Result
                         ("updated", "updated_at"),
                     ],
                 );
-                println!("\nattempts:");
+                outln!("\nattempts:");
                 let attempts = v["attempts_log"].as_array().map(Vec::as_slice).unwrap_or_default();
                 if attempts.is_empty() {
-                    println!("  (none yet)");
+                    outln!("  (none yet)");
                 } else {
                     let rows = attempts
                         .iter()
@@ -96,15 +105,25 @@ pub async fn run(client: &Client, out: Output, cmd: DeliveriesCommand) -> Result
                 // The body is the exact JSON text sent; pretty-print it when it parses.
                 let body = v["body"].as_str().unwrap_or_default();
                 let shown = serde_json::from_str::<Value>(body).map(|b| pretty(&b)).unwrap_or_else(|_| body.to_owned());
-                println!("\nbody:\n{shown}");
+                outln!("\nbody:\n{shown}");
             }
         }
         DeliveriesCommand::Replay { tenant, id } => {
             let v = client.post(&["v1", "tenants", &tenant, "deliveries", &id, "replay"], Body::Empty).await?;
             if !out.json(&v) {
-                println!("Re-queued delivery {id}: it is sent again with the same webhook-id.");
+                outln!("Re-queued delivery {id}: it is sent again with the same webhook-id.");
             }
         }
     }
     Ok(())
+}
+
+/// `HTTP 503`, or the start of the connection error when there was no response.
+fn last_result(d: &Value) -> String {
+    match (&d["last_status"], d["last_error"].as_str()) {
+        (Value::Number(code), _) => format!("HTTP {code}"),
+        (_, Some(error)) if error.chars().count() > 40 => format!("{}...", error.chars().take(40).collect::<String>()),
+        (_, Some(error)) => error.to_owned(),
+        _ => "-".to_owned(),
+    }
 }

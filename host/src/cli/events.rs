@@ -3,7 +3,7 @@
 use clap::Subcommand;
 
 use super::client::{Client, Result};
-use super::output::{Output, pretty, print_fields, print_table};
+use super::output::{Output, outln, pretty, print_fields, print_table};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -41,7 +41,7 @@ pub async fn run(client: &Client, out: Output, cmd: EventsCommand) -> Result<()>
                         ("SOURCE", "source"),
                         ("TYPE", "type"),
                         ("STATUS", "status"),
-                        ("ROUTES V", "route_version"),
+                        ("ROUTE VERSION", "route_version"),
                         ("RECEIVED", "received_at"),
                     ],
                     "No events.",
@@ -66,19 +66,19 @@ pub async fn run(client: &Client, out: Output, cmd: EventsCommand) -> Result<()>
                         ("routes version", "route_version"),
                     ],
                 );
-                println!("\nroutes:");
+                outln!("\nroutes:");
                 print_table(
                     &v["routes"],
                     &[("ROUTE", "route"), ("OUTCOME", "outcome"), ("OUTPUTS", "outputs"), ("DETAIL", "detail")],
                     "  (no route matched)",
                 );
-                println!("\ndeliveries:");
+                outln!("\ndeliveries:");
                 print_table(
                     &v["deliveries"],
                     &[("ID", "id"), ("ROUTE", "route"), ("STATUS", "status"), ("ATTEMPTS", "attempts"), ("URL", "url")],
                     "  (none)",
                 );
-                println!("\ndata:\n{}", pretty(&v["data"]));
+                outln!("\ndata:\n{}", pretty(&v["data"]));
             }
         }
     }

@@ -1,8 +1,33 @@
 //! How answers are shown: borderless tables for people (easy to read and to `grep`/`awk`),
 //! or the server's JSON untouched for scripts (`--json`).
 
+use std::io::Write as _;
+
 use comfy_table::{ContentArrangement, Table, presets};
 use serde_json::Value;
+
+/// `println!` for command output. Unlike `println!` it does not panic when stdout is closed
+/// early (`switchyard events list acme | head`): the reader has what it wanted, so it exits.
+macro_rules! outln {
+    () => {
+        $crate::cli::output::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;
+
+pub fn write_out(args: std::fmt::Arguments<'_>) {
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to stdout: {e}");
+        std::process::exit(1);
+    }
+}
 
 /// Where a command's answer goes.
 #[derive(Clone, Copy)]
@@ -14,7 +39,7 @@ impl Output {
     /// In `--json` mode prints `value` and returns true: the caller then has nothing more to do.
     pub fn json(&self, value: &Value) -> bool {
         if self.json && !value.is_null() {
-            println!("{}", serde_json::to_string_pretty(value).expect("a Value always serialises"));
+            outln!("{}", pretty(value));
         }
         self.json
     }
@@ -25,7 +50,7 @@ impl Output {
 pub fn print_table(rows: &Value, columns: &[(&str, &str)], empty: &str) {
     let rows = rows.as_array().map(Vec::as_slice).unwrap_or_default();
     if rows.is_empty() {
-        println!("{empty}");
+        outln!("{empty}");
         return;
     }
     let lines: Vec<Vec<String>> =
@@ -35,7 +60,7 @@ pub fn print_table(rows: &Value, columns: &[(&str, &str)], empty: &str) {
 
 /// A table from already rendered cells.
 pub fn print_rows(headers: &[&str], rows: Vec<Vec<String>>) {
-    println!("{}", render_rows(headers, rows));
+    outln!("{}", render_rows(headers, rows));
 }
 
 fn render_rows(headers: &[&str], rows: Vec<Vec<String>>) -> String {
@@ -56,7 +81,7 @@ fn render_rows(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 pub fn print_fields(value: &Value, fields: &[(&str, &str)]) {
     let width = fields.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
     for (label, field) in fields {
-        println!("{label:<width$}  {}", cell(&value[*field]));
+        outln!("{label:<width$}  {}", cell(&value[*field]));
     }
 }
 

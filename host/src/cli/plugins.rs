@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
 use super::client::{Body, CliError, Client, Result};
-use super::output::{Output, cell, pretty, print_fields, print_rows, short_hash, size};
+use super::output::{Output, cell, outln, pretty, print_fields, print_rows, short_hash, size};
 use super::scaffold::NewArgs;
 
 pub const EXAMPLES: &str = "\
@@ -94,10 +94,13 @@ pub async fn run(client: &Client, out: Output, cmd: PluginCommand) -> Result<()>
             let body = Body::Raw { bytes, content_type: "application/wasm" };
             let v = client.post(&["v1", "tenants", &tenant, "plugins", &name], body).await?;
             if !out.json(&v) {
-                println!("Uploaded {}@{} to tenant {tenant}", cell(&v["name"]), cell(&v["version"]));
+                outln!("Uploaded {}@{} to tenant {tenant}", cell(&v["name"]), cell(&v["version"]));
                 let mut shown = v.clone();
                 shown["size"] = json!(size(&v["size"]));
-                if let Some(ms) = v["compile_ms"].as_u64() {
+                if v["imports"].is_array() {
+                    shown["imports"] = json!(imports(&v["imports"]));
+                }
+                if let Some(ms) = v["compile_ms"].as_f64() {
                     shown["compile_ms"] = json!(format!("{ms} ms"));
                 }
                 print_fields(
@@ -130,7 +133,7 @@ pub async fn run(client: &Client, out: Output, cmd: PluginCommand) -> Result<()>
             let v = client.get(&["v1", "fixtures"]).await?;
             if !out.json(&v) {
                 for name in v["fixtures"].as_array().into_iter().flatten() {
-                    println!("{}", cell(name));
+                    outln!("{}", cell(name));
                 }
             }
         }
@@ -139,10 +142,28 @@ pub async fn run(client: &Client, out: Output, cmd: PluginCommand) -> Result<()>
     Ok(())
 }
 
+/// The plugin's own capabilities by name (`log, kv`), the WASI plumbing every Rust component
+/// imports only counted: the capabilities are what a tenant's grants are about.
+fn imports(value: &Value) -> String {
+    let all: Vec<&str> = value.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let ours: Vec<&str> = all
+        .iter()
+        .filter_map(|i| i.strip_prefix("switchyard:plugin/"))
+        .map(|i| i.split('@').next().unwrap_or(i))
+        .filter(|i| *i != "types")
+        .collect();
+    let others = all.iter().filter(|i| !i.starts_with("switchyard:plugin/")).count();
+    let mut shown = if ours.is_empty() { "none".to_owned() } else { ours.join(", ") };
+    if others > 0 {
+        shown.push_str(&format!(" (+{others} WASI)"));
+    }
+    shown
+}
+
 fn print_versions(rows: &Value, with_name: bool, empty: &str) {
     let rows = rows.as_array().map(Vec::as_slice).unwrap_or_default();
     if rows.is_empty() {
-        println!("{empty}");
+        outln!("{empty}");
         return;
     }
     let mut headers = vec!["VERSION", "SIZE", "SHA256", "WORLD", "CREATED"];
@@ -214,23 +235,23 @@ fn print_test_result(v: &Value) {
         stats.push(format!("{} memory", size(&v["memory_bytes"])));
     }
     let stats = if stats.is_empty() { String::new() } else { format!(" ({})", stats.join(", ")) };
-    println!("{}: {}{stats}", cell(&v["plugin"]), cell(&v["verdict"]));
+    outln!("{}: {}{stats}", cell(&v["plugin"]), cell(&v["verdict"]));
     if !v["reason"].is_null() {
-        println!("reason: {}", cell(&v["reason"]));
+        outln!("reason: {}", cell(&v["reason"]));
     }
     let logs = v["logs"].as_array().map(Vec::as_slice).unwrap_or_default();
     if !logs.is_empty() {
-        println!("logs:");
+        outln!("logs:");
         for log in logs {
-            println!("  {:<5} {}", cell(&log["level"]), cell(&log["message"]));
+            outln!("  {:<5} {}", cell(&log["level"]), cell(&log["message"]));
         }
     }
     let outputs = v["outputs"].as_array().map(Vec::as_slice).unwrap_or_default();
     if !outputs.is_empty() {
-        println!("outputs ({}):", outputs.len());
+        outln!("outputs ({}):", outputs.len());
         for output in outputs {
             for line in pretty(output).lines() {
-                println!("  {line}");
+                outln!("  {line}");
             }
         }
     }
@@ -239,6 +260,13 @@ fn print_test_result(v: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn imports_show_capabilities_and_count_the_rest() {
+        let v = json!(["switchyard:plugin/log@0.1.0", "switchyard:plugin/types@0.1.0", "wasi:io/poll@0.2.6"]);
+        assert_eq!(imports(&v), "log (+1 WASI)");
+        assert_eq!(imports(&json!([])), "none");
+    }
 
     #[test]
     fn plugin_refs() {

@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::client::{Body, CliError, Client, Result};
-use super::output::{Output, cell, pretty, print_rows};
+use super::output::{Output, cell, outln, pretty, print_rows};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -49,9 +49,9 @@ pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> 
             if !out.json(&v) {
                 let routes = v["document"]["routes"].as_array().map_or(0, Vec::len);
                 if v["unchanged"] == true {
-                    println!("Routes of {tenant} unchanged: version {} is live", cell(&v["version"]));
+                    outln!("Routes of {tenant} unchanged: version {} is live", cell(&v["version"]));
                 } else {
-                    println!("Applied routes of {tenant}: version {} is live ({routes} routes)", cell(&v["version"]));
+                    outln!("Applied routes of {tenant}: version {} is live ({routes} routes)", cell(&v["version"]));
                 }
             }
         }
@@ -60,7 +60,7 @@ pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> 
             if !out.json(&v) {
                 let versions = v["versions"].as_array().map(Vec::as_slice).unwrap_or_default();
                 if versions.is_empty() {
-                    println!("Tenant {tenant} has no routes yet; apply some with `switchyard route apply`.");
+                    outln!("Tenant {tenant} has no routes yet; apply some with `switchyard route apply`.");
                     return Ok(());
                 }
                 let rows = versions
@@ -84,8 +84,8 @@ pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> 
                 None => client.get(&["v1", "tenants", &tenant, "routes"]).await?,
             };
             if !out.json(&v) {
-                println!("# version {}, applied {}", cell(&v["version"]), cell(&v["created_at"]));
-                println!("{}", pretty(&v["document"]));
+                outln!("# version {}, applied {}", cell(&v["version"]), cell(&v["created_at"]));
+                outln!("{}", pretty(&v["document"]));
             }
         }
         RouteCommand::Diff { tenant, from, to } => {
@@ -95,9 +95,9 @@ pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> 
             if !out.json(&v) {
                 match v["diff"].as_str() {
                     Some(diff) if v["identical"] != true && !diff.is_empty() => {
-                        print!("{diff}{}", if diff.ends_with('\n') { "" } else { "\n" });
+                        outln!("{}", diff.trim_end_matches('\n'));
                     }
-                    _ => println!("Versions {} and {} have the same document.", cell(&v["from"]), cell(&v["to"])),
+                    _ => outln!("Versions {} and {} have the same document.", cell(&v["from"]), cell(&v["to"])),
                 }
             }
         }
@@ -107,9 +107,9 @@ pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> 
             if !out.json(&v) {
                 let (target, live) = (cell(&v["rolled_back_to"]), cell(&v["version"]));
                 if v["unchanged"] == true {
-                    println!("Version {target}'s document is already live (version {live}); nothing changed");
+                    outln!("Version {target}'s document is already live (version {live}); nothing changed");
                 } else {
-                    println!("Rolled {tenant} back to version {target}: live now as version {live}");
+                    outln!("Rolled {tenant} back to version {target}: live now as version {live}");
                 }
             }
         }

@@ -9,7 +9,7 @@ use figment::providers::{Format, Toml};
 use serde_json::json;
 
 use super::client::{CliError, Result};
-use super::output::Output;
+use super::output::{Output, outln};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -87,13 +87,13 @@ pub fn run(args: NewArgs, out: Output) -> Result<()> {
     let wasm = format!("target/wasm32-wasip2/release/{lib}.wasm");
     let summary = json!({ "name": name, "dir": dir, "sdk_path": sdk, "wasm": wasm, "lockfile_seeded": seeded });
     if !out.json(&summary) {
-        println!("Created plugin crate {name} in {} (SDK: {})", dir.display(), sdk.display());
-        println!();
-        println!("Next:");
-        println!("  cd {}", dir.display());
-        println!("  cargo build --release --target wasm32-wasip2   # rustup target add wasm32-wasip2, once");
-        println!("  switchyard plugin push TENANT {name} {wasm}");
-        println!("  switchyard plugin test TENANT {name} --fixture call-tracking/call_ended");
+        outln!("Created plugin crate {name} in {} (SDK: {})", dir.display(), sdk.display());
+        outln!();
+        outln!("Next:");
+        outln!("  cd {}", dir.display());
+        outln!("  cargo build --release --target wasm32-wasip2   # rustup target add wasm32-wasip2, once");
+        outln!("  switchyard plugin push TENANT {name} {wasm}");
+        outln!("  switchyard plugin test TENANT {name} --fixture call-tracking/call_ended");
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::client::{Body, Client, Result};
-use super::output::{Output, cell, print_fields, print_table};
+use super::output::{Output, cell, outln, print_fields, print_table};
 
 pub const TENANT_EXAMPLES: &str = "\
 Examples:
@@ -78,7 +78,7 @@ pub async fn tenant(client: &Client, out: Output, cmd: TenantCommand) -> Result<
         TenantCommand::Create { name } => {
             let t = client.post(&["v1", "tenants"], Body::Json(json!({ "name": name }))).await?;
             if !out.json(&t) {
-                println!("Created tenant {} ({})", cell(&t["name"]), cell(&t["id"]));
+                outln!("Created tenant {} ({})", cell(&t["name"]), cell(&t["id"]));
             }
         }
         TenantCommand::List => {
@@ -112,12 +112,12 @@ async fn keys(client: &Client, out: Output, cmd: KeysCommand) -> Result<()> {
             let k = client.post(&["v1", "tenants", &tenant, "keys"], Body::Json(body)).await?;
             if !out.json(&k) {
                 let label = k["name"].as_str().map(|n| format!(" \"{n}\"")).unwrap_or_default();
-                println!("Created API key {}{label} for tenant {tenant}:", cell(&k["id"]));
-                println!();
-                println!("    {}", cell(&k["key"]));
-                println!();
-                println!("This is the only time the key is shown: the router keeps only a hash. Store it now.");
-                println!("Use it as the token: SWITCHYARD_TOKEN=<key> (it reaches tenant {tenant} only).");
+                outln!("Created API key {}{label} for tenant {tenant}:", cell(&k["id"]));
+                outln!();
+                outln!("    {}", cell(&k["key"]));
+                outln!();
+                outln!("This is the only time the key is shown: the router keeps only a hash. Store it now.");
+                outln!("Use it as the token: SWITCHYARD_TOKEN=<key> (it reaches tenant {tenant} only).");
             }
         }
         KeysCommand::List { tenant } => {
@@ -140,7 +140,7 @@ async fn keys(client: &Client, out: Output, cmd: KeysCommand) -> Result<()> {
         KeysCommand::Revoke { tenant, key_id } => {
             let v = client.delete(&["v1", "tenants", &tenant, "keys", &key_id]).await?;
             if !out.json(&v) {
-                println!("Revoked key {key_id} of tenant {tenant}.");
+                outln!("Revoked key {key_id} of tenant {tenant}.");
             }
         }
     }
@@ -157,7 +157,7 @@ pub async fn source(client: &Client, out: Output, cmd: SourceCommand) -> Result<
                 )
                 .await?;
             if !out.json(&s) {
-                println!("Source {name} of tenant {tenant} ({}): POST {}", cell(&s["format"]), cell(&s["ingest_path"]));
+                outln!("Source {name} of tenant {tenant} ({}): POST {}", cell(&s["format"]), cell(&s["ingest_path"]));
             }
         }
         SourceCommand::List { tenant } => {
