@@ -170,8 +170,15 @@ impl Runtime {
         tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
             let sha256 = hex::encode(Sha256::digest(&*wasm));
-            let component =
-                Component::new(&this.engine, &*wasm).map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
+            // The same bytes uploaded before (by anyone): the cached artifact is that compile.
+            let (component, cached) = match this.read_artifact(&sha256) {
+                Some(c) => (c, true),
+                None => (
+                    Component::new(&this.engine, &*wasm)
+                        .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?,
+                    false,
+                ),
+            };
             let imports: Vec<String> =
                 component.component_type().imports(&this.engine).map(|(name, _)| name.to_owned()).collect();
             let refused = ungranted(&imports, &grants);
@@ -179,7 +186,9 @@ impl Runtime {
                 return Err(RuntimeError::NotGranted(refused.join("; ")));
             }
             this.prepare(&component)?;
-            this.write_artifact(&sha256, &component);
+            if !cached {
+                this.write_artifact(&sha256, &component);
+            }
             Ok(Validated { sha256, imports, compile: started.elapsed() })
         })
         .await
