@@ -163,37 +163,25 @@ async fn route_versions_can_be_listed_compared_and_rolled_back() {
         rx.url("v2"),
         crate::support::SECRET
     );
-    let resp = r
-        .http
-        .put(format!("{}/v1/tenants/acme/routes", r.base))
-        .bearer_auth(crate::support::ADMIN_TOKEN)
-        .header("content-type", "application/toml")
-        .body(toml)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert_eq!(resp.json::<Value>().await.unwrap()["version"], 2);
-    let bad = r
-        .http
-        .put(format!("{}/v1/tenants/acme/routes", r.base))
-        .bearer_auth(crate::support::ADMIN_TOKEN)
-        .header("content-type", "application/toml")
-        .body("[[routes]\nname =")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let yaml = r
-        .http
-        .put(format!("{}/v1/tenants/acme/routes", r.base))
-        .bearer_auth(crate::support::ADMIN_TOKEN)
-        .header("content-type", "text/plain")
-        .body("routes: []")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(yaml.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let put = |content_type: &'static str, body: String| {
+        let r = &r;
+        async move {
+            let resp = r
+                .http
+                .put(format!("{}/v1/tenants/acme/routes", r.base))
+                .bearer_auth(crate::support::ADMIN_TOKEN)
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let (status, applied) = put("application/toml", toml).await;
+    assert_eq!((status, applied["version"].as_i64()), (StatusCode::OK, Some(2)), "{applied}");
+    assert_eq!(put("application/toml", "[[routes]\nname =".into()).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(put("text/plain", "routes: []".into()).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
     let versions = r.get("/v1/tenants/acme/routes/versions").await;
     assert_eq!(versions["live"], 2);
