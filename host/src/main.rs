@@ -44,6 +44,10 @@ struct ServeArgs {
     /// Data directory (overrides the configuration).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Keep tenants' routes in step with `DIR/<tenant>.json|.toml`: applied at start, on every
+    /// change and on SIGHUP; an invalid file is logged and the previous version stays live.
+    #[arg(long, value_name = "DIR")]
+    routes_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -71,6 +75,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
+    }
+    if let Some(dir) = args.routes_dir {
+        config.routes_dir = Some(dir);
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let shutdown = CancellationToken::new();

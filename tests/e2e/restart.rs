@@ -35,7 +35,7 @@ async fn acknowledged_events_survive_sigkill() {
     // Phase 1: the receiver refuses everything, so nothing can be delivered before the kill.
     rx.respond_with(&[503; 100_000]);
 
-    let p = Process::start(dir.path(), "").await;
+    let p = Process::start(dir.path(), &[]).await;
     forward_calls_to(&p.base, &rx).await;
 
     let http = reqwest::Client::new();
@@ -53,7 +53,7 @@ async fn acknowledged_events_survive_sigkill() {
 
     // Phase 2: the receiver accepts; the router restarts on the same data directory.
     rx.clear_script();
-    let p = Process::start(dir.path(), "").await;
+    let p = Process::start(dir.path(), &[]).await;
     let deadline = tokio::time::Instant::now() + WAIT * 2;
     loop {
         let ok: BTreeSet<i64> = rx
@@ -111,7 +111,7 @@ async fn repeated_sigkills_under_load_lose_nothing_acknowledged() {
     let mut acked = BTreeSet::new();
     let mut next = 0;
     for round in 0..3 {
-        let p = Process::start(dir.path(), "").await;
+        let p = Process::start(dir.path(), &[]).await;
         if round == 0 {
             forward_calls_to(&p.base, &rx).await;
         }
@@ -127,7 +127,7 @@ async fn repeated_sigkills_under_load_lose_nothing_acknowledged() {
     }
     assert!(acked.len() >= 10, "the load actually ran: {} acknowledged", acked.len());
 
-    let p = Process::start(dir.path(), "").await;
+    let p = Process::start(dir.path(), &[]).await;
     let deadline = tokio::time::Instant::now() + WAIT * 2;
     loop {
         let delivered: BTreeSet<i64> = rx.accepted().iter().map(|d| d.json()["id"].as_i64().unwrap()).collect();

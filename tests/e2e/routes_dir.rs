@@ -84,7 +84,7 @@ async fn sighup_re_reads_the_routes_directory() {
     std::fs::create_dir(&routes).unwrap();
     let doc = json!({"routes": [route("all", "crm", &[], &[], &rx.url("hup"))]});
     std::fs::write(routes.join("acme.json"), doc.to_string()).unwrap();
-    let p = Process::start(dir.path(), &format!("routes_dir = \"{}\"", routes.display())).await;
+    let p = Process::start(dir.path(), &["--routes-dir", routes.to_str().unwrap()]).await;
 
     // At start the tenant does not exist, so the file is rejected. Creating the tenant changes
     // no file: only SIGHUP makes the router read it again.

@@ -13,9 +13,8 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts the binary on `dir/data`, with `extra` (top-level TOML
-    /// keys) added to its configuration.
-    pub async fn start(dir: &Path, extra: &str) -> Self {
+    /// Starts `switchyard serve` on `dir/data`, with `args` added to its command line.
+    pub async fn start(dir: &Path, args: &[&str]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = dir.join("switchyard.toml");
         // Many quick retries: deliveries stay pending (not dead) while the receiver refuses.
@@ -26,7 +25,7 @@ impl Process {
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n{extra}\n\
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\
                  [delivery]\nallow_private_destinations = true\njitter = 0.0\npoll_interval = \"50ms\"\nretry_schedule = [{schedule}]\n\
                  [pipeline]\npoll_interval = \"50ms\"\n[tenant_defaults]\ningest_rate = 1000000.0\ningest_burst = 1000000\n",
                 dir.join("data").display()
@@ -36,6 +35,7 @@ impl Process {
         let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["serve", "--config"])
             .arg(&config)
+            .args(args)
             .env("SWITCHYARD_LOG", "warn")
             .stdout(Stdio::null())
             .spawn()
