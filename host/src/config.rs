@@ -204,6 +204,22 @@ pub struct DeliveryConfig {
     pub allow_private_destinations: bool,
     /// How much of a failed response body is kept for the tenant to read.
     pub max_response_snippet_bytes: usize,
+    /// Attempts in flight to one destination at the same time (a destination may ask for
+    /// fewer with `max_in_flight`), so one slow endpoint cannot occupy every worker.
+    pub max_in_flight_per_destination: u32,
+    /// Consecutive failures that open a destination's circuit breaker...
+    pub breaker_threshold: u32,
+    /// ...and how long it then stays open: due deliveries wait instead of hammering it.
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
+    /// A destination failing without a single success for this long is disabled; its
+    /// pending deliveries are dead-lettered with the reason, until the tenant enables it.
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
+    /// After a destination's secret changes, the old one is still used to sign (a second
+    /// `v1,` signature) for this long, so receivers can switch over without rejecting.
+    #[serde(with = "humantime_serde")]
+    pub secret_rotation_grace: Duration,
 }
 
 impl Default for Config {
@@ -261,6 +277,11 @@ impl Default for DeliveryConfig {
             poll_interval: Duration::from_secs(1),
             allow_private_destinations: false,
             max_response_snippet_bytes: 1024,
+            max_in_flight_per_destination: 16,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            disable_after: Duration::from_secs(3 * 24 * 3600),
+            secret_rotation_grace: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -351,6 +372,9 @@ impl Config {
         }
         if d.concurrency == 0 || d.timeout.is_zero() {
             return bad("delivery.concurrency and delivery.timeout must be > 0");
+        }
+        if d.max_in_flight_per_destination == 0 || d.breaker_threshold == 0 {
+            return bad("delivery.max_in_flight_per_destination and delivery.breaker_threshold must be > 0");
         }
         let policies = std::iter::once(("tenant_defaults".to_owned(), self.tenant_defaults.clone()))
             .chain(self.tenants.keys().map(|n| (format!("tenants.{n}"), self.policy(n))));

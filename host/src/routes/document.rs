@@ -57,10 +57,60 @@ pub struct StepSpec {
 #[serde(deny_unknown_fields)]
 pub struct DestinationSpec {
     pub url: String,
-    /// Standard Webhooks signing secret, `whsec_<base64>`.
+    /// Standard Webhooks signing secret, `whsec_<base64>`. Changing it starts a rotation:
+    /// the old secret keeps signing too for `delivery.secret_rotation_grace`.
     pub secret: String,
     #[serde(default)]
     pub format: BodyFormat,
+    /// Delays before each try (`["0s", "1m", "1h"]`), replacing the router's schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<Vec<String>>,
+    /// Per-attempt timeout (`"5s"`), replacing `delivery.timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Attempts in flight at once, at most `delivery.max_in_flight_per_destination`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+}
+
+impl DestinationSpec {
+    fn same_settings(&self, other: &DestinationSpec) -> bool {
+        (&self.secret, &self.retry_schedule, &self.timeout, self.max_in_flight)
+            == (&other.secret, &other.retry_schedule, &other.timeout, other.max_in_flight)
+    }
+}
+
+/// Longest delay a destination's schedule may ask for between tries.
+const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// Longest per-attempt timeout a destination may ask for.
+pub const MAX_DESTINATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl DestinationSpec {
+    /// The schedule in milliseconds, if the destination has its own.
+    pub fn schedule_ms(&self) -> Result<Option<Vec<u64>>, String> {
+        let Some(list) = &self.retry_schedule else { return Ok(None) };
+        if list.is_empty() || list.len() > 50 {
+            return Err("needs 1 to 50 delays".into());
+        }
+        list.iter()
+            .map(|d| match humantime::parse_duration(d) {
+                Ok(d) if d <= MAX_RETRY_DELAY => Ok(d.as_millis() as u64),
+                Ok(_) => Err(format!("{d:?} is longer than 7 days")),
+                Err(e) => Err(format!("{d:?} is not a duration: {e}")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// The per-attempt timeout in milliseconds, if the destination has its own.
+    pub fn timeout_ms(&self) -> Result<Option<u64>, String> {
+        let Some(t) = &self.timeout else { return Ok(None) };
+        match humantime::parse_duration(t) {
+            Ok(d) if !d.is_zero() && d <= MAX_DESTINATION_TIMEOUT => Ok(Some(d.as_millis() as u64)),
+            Ok(_) => Err("must be more than 0 and at most 5 minutes".into()),
+            Err(e) => Err(format!("{t:?} is not a duration: {e}")),
+        }
+    }
 }
 
 /// What a delivery's body is.
@@ -136,6 +186,7 @@ impl RouteDocument {
     pub fn validate(&self, allow_private: bool) -> Result<(), Vec<Problem>> {
         let mut problems = Vec::new();
         let mut names = HashSet::new();
+        let mut seen: std::collections::HashMap<&str, &DestinationSpec> = std::collections::HashMap::new();
         let mut problem = |path: String, message: String| problems.push(Problem { path, message });
         for (i, route) in self.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
@@ -167,6 +218,26 @@ impl RouteDocument {
             for (j, d) in route.destinations.iter().enumerate() {
                 if let Err(m) = check_url(&d.url, allow_private) {
                     problem(format!("{at}.destinations[{j}].url"), m);
+                }
+                if let Err(m) = d.schedule_ms() {
+                    problem(format!("{at}.destinations[{j}].retry_schedule"), m);
+                }
+                if let Err(m) = d.timeout_ms() {
+                    problem(format!("{at}.destinations[{j}].timeout"), m);
+                }
+                if d.max_in_flight == Some(0) {
+                    problem(format!("{at}.destinations[{j}].max_in_flight"), "must be at least 1".into());
+                }
+                // One URL is one destination: its secret and settings must agree everywhere.
+                match seen.get(d.url.as_str()) {
+                    Some(first) if !first.same_settings(d) => problem(
+                        format!("{at}.destinations[{j}]"),
+                        format!("{} appears elsewhere with another secret or settings", d.url),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        seen.insert(d.url.as_str(), d);
+                    }
                 }
                 if Secret::parse(&d.secret).is_err() || !d.secret.starts_with("whsec_") {
                     problem(

@@ -35,6 +35,8 @@ pub fn test_config(data_dir: &Path) -> Config {
     c.delivery.jitter = 0.0;
     c.delivery.timeout = Duration::from_secs(5);
     c.delivery.poll_interval = Duration::from_millis(50);
+    // Receivers that refuse on purpose would otherwise open the breaker for 30 s.
+    c.delivery.breaker_cooldown = Duration::from_millis(200);
     c.pipeline.poll_interval = Duration::from_millis(50);
     c.plugins.timeout = Duration::from_millis(500);
     c.plugins.max_memory_bytes = 32 * 1024 * 1024;
