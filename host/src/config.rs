@@ -199,9 +199,12 @@ pub struct DeliveryConfig {
     /// Fallback poll interval for due retries.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// Allow destinations on loopback, private, link-local or unspecified addresses.
+    /// Allow destinations on every loopback, private, link-local or unspecified address.
     /// Off by default: a tenant must not be able to make the router call its own network.
+    /// Prefer `allowed_cidrs`, which opens only the ranges named.
     pub allow_private_destinations: bool,
+    /// Internal address ranges destinations may use anyway, e.g. `["10.20.0.0/16"]`.
+    pub allowed_cidrs: Vec<ipnet::IpNet>,
     /// How much of a failed response body is kept for the tenant to read.
     pub max_response_snippet_bytes: usize,
     /// Attempts in flight to one destination at the same time (a destination may ask for
@@ -276,12 +279,23 @@ impl Default for DeliveryConfig {
             concurrency: 64,
             poll_interval: Duration::from_secs(1),
             allow_private_destinations: false,
+            allowed_cidrs: Vec::new(),
             max_response_snippet_bytes: 1024,
             max_in_flight_per_destination: 16,
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(30),
             disable_after: Duration::from_secs(3 * 24 * 3600),
             secret_rotation_grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// Which addresses destinations may reach.
+    pub fn addresses(&self) -> crate::delivery::address::AddressPolicy {
+        crate::delivery::address::AddressPolicy {
+            allow_all: self.allow_private_destinations,
+            allowed: self.allowed_cidrs.clone(),
         }
     }
 }

@@ -279,3 +279,26 @@ async fn dead_letters_replay_by_route_and_time() {
     assert_eq!(status.as_u16(), 422);
     r.stop().await;
 }
+
+#[tokio::test]
+async fn internal_addresses_are_refused_unless_their_cidr_is_allowed() {
+    // The test configuration allows 127.0.0.1/32 and nothing else.
+    let r = TestRouter::start().await;
+    r.tenant("acme").await;
+    for (url, ok) in [
+        ("http://127.0.0.1:9/hook", true),
+        ("http://localhost:9/hook", true),
+        ("http://127.0.0.2:9/hook", false),
+        ("http://169.254.169.254/latest/meta-data", false),
+        ("http://10.0.0.1/hook", false),
+        ("http://[::1]:9/hook", false),
+    ] {
+        let doc = json!({"routes": [{"name": "r", "destinations": [destination(url, json!({}))]}]});
+        let (status, body) = r.request(Method::PUT, "/v1/tenants/acme/routes", Some(doc)).await;
+        assert_eq!(status.is_success(), ok, "{url}: {status} {body}");
+        if !ok {
+            assert!(body["error"]["details"][0]["message"].as_str().unwrap().contains("allowed_cidrs"), "{body}");
+        }
+    }
+    r.stop().await;
+}

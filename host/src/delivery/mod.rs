@@ -1,6 +1,7 @@
 //! Delivery: the outbox worker that signs (Standard Webhooks) and POSTs queued deliveries,
 //! retrying on the configured schedule and dead-lettering when it runs out.
 
+pub mod address;
 pub mod client;
 pub mod guard;
 pub mod schedule;
@@ -23,15 +24,17 @@ pub struct DeliveryWorker {
     /// Signalled by the pipeline when it queued deliveries.
     pub wake: Arc<Notify>,
     guard: DestinationGuard,
+    addresses: address::AddressPolicy,
 }
 
 impl DeliveryWorker {
     pub fn new(store: Store, config: DeliveryConfig, wake: Arc<Notify>) -> Self {
         // The client's own timeout is the ceiling; destinations may ask for less (or more,
         // up to 5 minutes: the per-request timeout below overrides it).
-        let client = client::build(config.timeout, config.allow_private_destinations);
+        let client = client::build(config.timeout, config.addresses());
         let guard = DestinationGuard::new(config.breaker_threshold, config.breaker_cooldown);
-        Self { store, client, config, wake, guard }
+        let addresses = config.addresses();
+        Self { store, client, config, wake, guard, addresses }
     }
 
     /// How long a claimed delivery is ours: the attempt's timeout plus margin. If we die,
@@ -205,7 +208,7 @@ impl DeliveryWorker {
     }
 
     async fn send(&self, job: &DeliveryJob, destination: Option<&DestinationRow>) -> Result<Sent, String> {
-        client::check_literal_host(&job.url, self.config.allow_private_destinations)?;
+        client::check_literal_host(&job.url, &self.addresses)?;
         // The destination's current secret (rotations apply to retries too); the delivery's
         // own copy only for rows older than the destinations table.
         let current = destination.map_or(job.secret.as_str(), |d| d.secret.as_str());

@@ -16,11 +16,12 @@ use wildmatch::WildMatch;
 
 pub use document::{
     BodyFormat, DestinationSpec, MAX_DESTINATION_TIMEOUT, MatchSpec, NAME_RULE, Problem, RouteDocument, RouteSpec,
-    StepSpec, is_internal, valid_name,
+    StepSpec, valid_name,
 };
 pub use files::{FileOutcome, RoutesDir};
 
 use crate::config::{Config, TenantPolicy};
+use crate::delivery::address::AddressPolicy;
 use crate::event::{PluginId, TenantId};
 use crate::runtime::{LoadedPlugin, PluginConfig, Runtime, RuntimeError};
 use crate::store::{DestinationSettings, RouteOrigin, Store, StoreError};
@@ -118,9 +119,9 @@ pub enum ApplyError {
 }
 
 /// What compiling a document checks against: the tenant's policy and the router's rules.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Rules<'a> {
-    pub allow_private: bool,
+    pub addresses: AddressPolicy,
     pub policy: &'a TenantPolicy,
     /// How long a replaced destination secret keeps signing.
     pub secret_rotation_grace: std::time::Duration,
@@ -130,7 +131,7 @@ impl<'a> Rules<'a> {
     /// The router's rules for a tenant with `policy`.
     pub fn new(config: &Config, policy: &'a TenantPolicy) -> Self {
         Rules {
-            allow_private: config.delivery.allow_private_destinations,
+            addresses: config.delivery.addresses(),
             policy,
             secret_rotation_grace: config.delivery.secret_rotation_grace,
         }
@@ -143,11 +144,11 @@ impl<'a> Rules<'a> {
 pub async fn compile(
     doc: &RouteDocument,
     tenant: &TenantId,
-    rules: Rules<'_>,
+    rules: &Rules<'_>,
     store: &Store,
     runtime: &Arc<Runtime>,
 ) -> Result<(RouteDocument, Vec<CompiledRoute>), ApplyError> {
-    doc.validate(rules.allow_private).map_err(ApplyError::Invalid)?;
+    doc.validate(&rules.addresses).map_err(ApplyError::Invalid)?;
     if doc.routes.len() > rules.policy.max_routes as usize {
         return Err(ApplyError::Quota(format!(
             "the document has {} routes; this tenant may have at most {}",
@@ -225,7 +226,7 @@ pub async fn apply(
     table: &RouteTable,
 ) -> Result<Applied, ApplyError> {
     let _guard = table.lock_changes().await;
-    let (resolved, routes) = compile(doc, tenant, rules, store, runtime).await?;
+    let (resolved, routes) = compile(doc, tenant, &rules, store, runtime).await?;
     if let Some(live) = store.latest_route_set(tenant).await?
         && serde_json::from_str::<RouteDocument>(&live.document).is_ok_and(|d| d == resolved)
     {
@@ -278,8 +279,12 @@ pub async fn load_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable)
         // Private destinations were checked when the version was applied; the delivery
         // client checks again at connect time, so a later policy change still holds. Quotas
         // and grants were checked at apply too: a live version keeps running as it was.
-        let rules = Rules { allow_private: true, policy: &unlimited, secret_rotation_grace: std::time::Duration::ZERO };
-        match compile(&doc, &row.tenant_id, rules, store, runtime).await {
+        let rules = Rules {
+            addresses: AddressPolicy { allow_all: true, allowed: Vec::new() },
+            policy: &unlimited,
+            secret_rotation_grace: std::time::Duration::ZERO,
+        };
+        match compile(&doc, &row.tenant_id, &rules, store, runtime).await {
             Ok((_, routes)) => table.install(&row.tenant_id, TenantRoutes { version: row.version, routes }),
             Err(e) => {
                 tracing::error!(tenant = %row.tenant_id, version = row.version, "stored routes do not load: {e:?}")
