@@ -496,3 +496,34 @@ fn build_for_wasm(dir: &Path, plugins_out: &Path) {
         .expect("running cargo");
     assert!(status.success(), "the scaffolded crate does not build");
 }
+
+#[tokio::test]
+async fn disabled_destinations_are_shown_enabled_and_their_dead_letters_replayed_by_filter() {
+    let rx = Receiver::start().await;
+    rx.respond_with(&[410]);
+    let r = TestRouter::start().await;
+    r.tenant("acme").await;
+    r.source("acme", "crm", "crm", None).await;
+    r.routes("acme", json!({"routes": [support::route("all", "crm", &[], &[], &rx.url("hook"))]})).await;
+    r.send("acme", "crm", &fixture("crm/lead_created.json")).await;
+    let cli = Cli::new(&r);
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    let listed = loop {
+        let listed = cli.run(&["destinations", "list", "acme"]).await.ok();
+        if listed.stdout.contains("disabled") {
+            break listed;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never disabled: {listed:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(listed.stdout.contains("410 Gone") && listed.stdout.contains(&rx.url("hook")), "{listed:#?}");
+
+    let enabled = cli.run(&["destinations", "enable", "acme", &rx.url("hook")]).await.ok();
+    assert!(enabled.stdout.contains("Enabled"), "{enabled:#?}");
+    let replayed = cli.run(&["--json", "deliveries", "replay", "acme", "--route", "all"]).await.ok();
+    assert_eq!(replayed.json()["replayed"], 1);
+    rx.wait_for("/hook", 2, support::WAIT).await;
+    let bad = cli.run(&["deliveries", "replay", "acme", "dlv_x", "--route", "all"]).await;
+    assert_eq!(bad.code, 2, "an id and filters do not mix: {bad:#?}");
+    r.stop().await;
+}

@@ -4,13 +4,17 @@ use clap::Subcommand;
 use serde_json::Value;
 
 use super::client::{Body, Client, Result};
-use super::output::{Output, cell, outln, pretty, print_fields, print_rows};
+use super::output::{Output, cell, outln, pretty, print_fields, print_rows, print_table};
 
 pub const EXAMPLES: &str = "\
 Examples:
   switchyard deliveries list acme --status dead
   switchyard deliveries show acme dlv_01J...      # with every attempt
-  switchyard deliveries replay acme dlv_01J...    # same webhook-id, fresh retry schedule";
+  switchyard deliveries replay acme dlv_01J...    # same webhook-id, fresh retry schedule
+  switchyard deliveries replay acme --route slack --since 2026-11-01T00:00:00Z   # dead letters by filter
+  switchyard deliveries replay acme --destination https://hooks.example.com/in --rerun   # through today's plugins
+  switchyard destinations list acme               # health: ok, failing, disabled (and why)
+  switchyard destinations enable acme https://hooks.example.com/in";
 
 #[derive(Subcommand, Debug)]
 pub enum DeliveriesCommand {
@@ -26,8 +30,29 @@ pub enum DeliveriesCommand {
     },
     /// Show one delivery with its body and attempt log
     Show { tenant: String, id: String },
-    /// Send a dead (or delivered) delivery again, with the same webhook-id
-    Replay { tenant: String, id: String },
+    /// Send one delivery again (same webhook-id), or every dead letter matching the filters
+    Replay {
+        tenant: String,
+        /// One delivery (dead or delivered); without it, the dead letters matching the filters
+        #[arg(conflicts_with_all = ["route", "destination", "since", "until", "rerun"])]
+        id: Option<String>,
+        /// Only dead letters of this route
+        #[arg(long)]
+        route: Option<String>,
+        /// Only dead letters to this destination URL
+        #[arg(long, value_name = "URL")]
+        destination: Option<String>,
+        /// Only dead letters created at or after this time (RFC 3339)
+        #[arg(long)]
+        since: Option<String>,
+        /// Only dead letters created before this time (RFC 3339)
+        #[arg(long)]
+        until: Option<String>,
+        /// Run the events through the route's current plugin chain instead of re-sending the
+        /// stored payloads (new deliveries, new webhook ids)
+        #[arg(long)]
+        rerun: bool,
+    },
 }
 
 pub async fn run(client: &Client, out: Output, cmd: DeliveriesCommand) -> Result<()> {
@@ -108,10 +133,40 @@ pub async fn run(client: &Client, out: Output, cmd: DeliveriesCommand) -> Result
                 outln!("\nbody:\n{shown}");
             }
         }
-        DeliveriesCommand::Replay { tenant, id } => {
+        DeliveriesCommand::Replay { tenant, id: Some(id), .. } => {
             let v = client.post(&["v1", "tenants", &tenant, "deliveries", &id, "replay"], Body::Empty).await?;
             if !out.json(&v) {
                 outln!("Re-queued delivery {id}: it is sent again with the same webhook-id.");
+            }
+        }
+        DeliveriesCommand::Replay { tenant, id: None, route, destination, since, until, rerun } => {
+            let mut filter = serde_json::Map::new();
+            for (key, value) in [("route", route), ("url", destination), ("since", since), ("until", until)] {
+                if let Some(v) = value {
+                    filter.insert(key.into(), Value::String(v));
+                }
+            }
+            filter.insert("mode".into(), Value::String(if rerun { "rerun" } else { "resend" }.into()));
+            let v = client
+                .post(&["v1", "tenants", &tenant, "deliveries", "replay"], Body::Json(Value::Object(filter)))
+                .await?;
+            if !out.json(&v) {
+                outln!("Replayed {} dead letter(s) ({}).", cell(&v["replayed"]), cell(&v["mode"]));
+                if rerun {
+                    outln!(
+                        "Queued {} new deliveries from route version {}.",
+                        cell(&v["queued"]),
+                        cell(&v["route_version"])
+                    );
+                    for s in v["skipped"].as_array().into_iter().flatten() {
+                        outln!(
+                            "  skipped {} on route {}: {}",
+                            cell(&s["event"]),
+                            cell(&s["route"]),
+                            cell(&s["reason"])
+                        );
+                    }
+                }
             }
         }
     }
@@ -126,4 +181,49 @@ fn last_result(d: &Value) -> String {
         (_, Some(error)) => error.to_owned(),
         _ => "-".to_owned(),
     }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DestinationsCommand {
+    /// List the tenant's destinations with their health and settings (never secrets)
+    List { tenant: String },
+    /// Enable a destination the router disabled (410 Gone, or failing too long)
+    Enable {
+        tenant: String,
+        #[arg(value_name = "URL")]
+        destination: String,
+    },
+}
+
+pub async fn destinations(client: &Client, out: Output, cmd: DestinationsCommand) -> Result<()> {
+    match cmd {
+        DestinationsCommand::List { tenant } => {
+            let v = client.get(&["v1", "tenants", &tenant, "destinations"]).await?;
+            if !out.json(&v) {
+                let columns = [
+                    ("URL", "url"),
+                    ("STATUS", "status"),
+                    ("FAILING SINCE", "failing_since"),
+                    ("DISABLED", "disabled_at"),
+                    ("REASON", "disabled_reason"),
+                    ("OLD SECRET UNTIL", "previous_secret_until"),
+                ];
+                print_table(&v["destinations"], &columns, "No destinations yet: they come with applied routes.");
+            }
+        }
+        DestinationsCommand::Enable { tenant, destination: url } => {
+            let v = client
+                .post(
+                    &["v1", "tenants", &tenant, "destinations", "enable"],
+                    Body::Json(serde_json::json!({ "url": url })),
+                )
+                .await?;
+            if !out.json(&v) {
+                outln!(
+                    "Enabled {url}. Its dead letters stay dead: `switchyard deliveries replay {tenant} --destination {url}`."
+                );
+            }
+        }
+    }
+    Ok(())
 }

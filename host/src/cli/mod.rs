@@ -69,6 +69,9 @@ pub enum Command {
     /// Inspect and replay deliveries (the outbox)
     #[command(subcommand, after_help = deliveries::EXAMPLES)]
     Deliveries(deliveries::DeliveriesCommand),
+    /// See destinations' health and enable disabled ones
+    #[command(subcommand, after_help = deliveries::EXAMPLES)]
+    Destinations(deliveries::DestinationsCommand),
 }
 
 /// Runs one client command and turns its outcome into the process exit code.
@@ -99,6 +102,7 @@ async fn dispatch(client: &Client, out: Output, command: Command) -> Result<(), 
         Command::Route(cmd) => routes::run(client, out, cmd).await,
         Command::Events(cmd) => events::run(client, out, cmd).await,
         Command::Deliveries(cmd) => deliveries::run(client, out, cmd).await,
+        Command::Destinations(cmd) => deliveries::destinations(client, out, cmd).await,
     }
 }
 
