@@ -102,6 +102,26 @@ pub struct DeadFilter {
     pub until: Option<i64>,
 }
 
+/// The rows a `DeadFilter` selects; bind with `bind_dead_filter!`.
+const DEAD_MATCH: &str = "tenant_id = ? AND status = 'dead' AND superseded_at IS NULL AND (? IS NULL OR route = ?)
+    AND (? IS NULL OR url = ?) AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?)";
+
+/// Binds `DEAD_MATCH`'s parameters, for plain and typed queries alike.
+macro_rules! bind_dead_filter {
+    ($query:expr, $tenant:expr, $f:expr) => {
+        $query
+            .bind($tenant)
+            .bind(&$f.route)
+            .bind(&$f.route)
+            .bind(&$f.url)
+            .bind(&$f.url)
+            .bind($f.since)
+            .bind($f.since)
+            .bind($f.until)
+            .bind($f.until)
+    };
+}
+
 /// The outcome of one attempt, and what happens next.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
@@ -298,24 +318,12 @@ impl Store {
     /// does one), returning how many.
     pub async fn replay_dead(&self, tenant: &TenantId, filter: &DeadFilter) -> Result<u64> {
         let now = now_ms();
-        let done = sqlx::query(
+        let sql = format!(
             "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = ?, lease_until = NULL, updated_at = ?
-             WHERE tenant_id = ? AND status = 'dead' AND superseded_at IS NULL AND (? IS NULL OR route = ?)
-               AND (? IS NULL OR url = ?) AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?)",
-        )
-        .bind(now)
-        .bind(now)
-        .bind(tenant)
-        .bind(&filter.route)
-        .bind(&filter.route)
-        .bind(&filter.url)
-        .bind(&filter.url)
-        .bind(filter.since)
-        .bind(filter.since)
-        .bind(filter.until)
-        .bind(filter.until)
-        .execute(&self.pool)
-        .await?;
+             WHERE {DEAD_MATCH}"
+        );
+        let query = sqlx::query(&sql).bind(now).bind(now);
+        let done = bind_dead_filter!(query, tenant, filter).execute(&self.pool).await?;
         Ok(done.rows_affected())
     }
 
@@ -326,23 +334,9 @@ impl Store {
         tenant: &TenantId,
         filter: &DeadFilter,
     ) -> Result<Vec<(DeliveryId, EventId, String, String)>> {
-        Ok(sqlx::query_as(
-            "SELECT id, event_id, route, url FROM deliveries
-             WHERE tenant_id = ? AND status = 'dead' AND superseded_at IS NULL AND (? IS NULL OR route = ?)
-               AND (? IS NULL OR url = ?) AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?)
-             ORDER BY created_at",
-        )
-        .bind(tenant)
-        .bind(&filter.route)
-        .bind(&filter.route)
-        .bind(&filter.url)
-        .bind(&filter.url)
-        .bind(filter.since)
-        .bind(filter.since)
-        .bind(filter.until)
-        .bind(filter.until)
-        .fetch_all(&self.pool)
-        .await?)
+        let sql = format!("SELECT id, event_id, route, url FROM deliveries WHERE {DEAD_MATCH} ORDER BY created_at");
+        let query = sqlx::query_as(&sql);
+        Ok(bind_dead_filter!(query, tenant, filter).fetch_all(&self.pool).await?)
     }
 
     /// Marks dead letters superseded and queues their replacements, in one transaction.
