@@ -1,22 +1,37 @@
 //! Hostile plugins fail only their own event, within their limits, and another tenant's next
-//! event is still delivered.
+//! event is still delivered. Every hostile plugin in `plugins/` has a test here; the ones
+//! refused at upload (not a component, another world, an ungranted import) are tested at the
+//! end, and `good_tenant_keeps_its_throughput_beside_each_hostile_one` measures the cost of
+//! each to a well-behaved tenant.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
+use switchyard::config::Config;
 
 use crate::support::{Receiver, TestRouter, WAIT, fixture, route};
 
 /// Runs `hostile` for tenant "evil" and `passthrough` for tenant "good"; returns the failure
 /// recorded for the evil event.
 async fn contain(hostile: &str) -> String {
+    contain_with(hostile, json!({}), |_| {}).await
+}
+
+/// `contain` with a config map for the hostile step and a configuration tweak.
+async fn contain_with(hostile: &str, step_config: Value, tweak: impl FnOnce(&mut Config)) -> String {
     let rx = Receiver::start().await;
-    let r = TestRouter::start().await;
+    let r = TestRouter::start_with(tweak).await;
     for (tenant, plugin) in [("evil", hostile), ("good", "passthrough")] {
         r.tenant(tenant).await;
         r.source(tenant, "calls", "call-tracking", None).await;
         r.plugin(tenant, plugin).await;
-        r.routes(tenant, json!({"routes": [route("r", "calls", &[], &[plugin], &rx.url(tenant))]})).await;
+        let mut doc = route("r", "calls", &[], &[plugin], &rx.url(tenant));
+        if tenant == "evil" {
+            doc["pipeline"][0]["config"] = step_config.clone();
+        }
+        r.routes(tenant, json!({"routes": [doc]})).await;
     }
     let evil = r.send("evil", "calls", &fixture("call-tracking/call_ended.json")).await;
     let good = r.send("good", "calls", &fixture("call-tracking/call_ended.json")).await;
@@ -51,6 +66,89 @@ async fn an_endless_loop_is_stopped_at_the_deadline() {
 async fn unbounded_allocation_hits_the_memory_cap() {
     let why = contain("hostile-alloc").await;
     assert_eq!(why, format!("hostile-alloc@1: memory limit exceeded ({} bytes)", 32 * 1024 * 1024));
+}
+
+#[tokio::test]
+async fn deep_recursion_overflows_the_wasm_stack_only() {
+    let why = contain("hostile-recursion").await;
+    assert!(why.starts_with("hostile-recursion@1: trapped"), "{why}");
+    assert!(why.contains("call stack exhausted"), "{why}");
+}
+
+#[tokio::test]
+async fn a_huge_output_is_refused_by_max_output_bytes() {
+    // 4 MiB of valid JSON: refused while being copied out, by the budget the limits give.
+    let why = contain("hostile-output").await;
+    assert!(why.starts_with("hostile-output@1: invalid output: more than"), "{why}");
+    assert!(why.contains("refused before copying") && why.contains("max_output_bytes 1048576"), "{why}");
+    // Just over the limit: copied, measured (data with its quotes, plus the type) and refused.
+    let why = contain_with("hostile-output", json!({"bytes": "1100000"}), |_| {}).await;
+    assert!(why.contains("output is 1100012 bytes; the limit (max_output_bytes) is 1048576"), "{why}");
+}
+
+#[tokio::test]
+async fn a_million_event_fanout_fails_within_its_limits() {
+    // A million events do not even fit in the guest's memory (32 MiB here).
+    let why = contain("hostile-fanout").await;
+    assert_eq!(why, format!("hostile-fanout@1: memory limit exceeded ({} bytes)", 32 * 1024 * 1024));
+    // 50,000 fit in the guest; the host refuses the list when it reads its length.
+    let why = contain_with("hostile-fanout", json!({"count": "50000"}), |_| {}).await;
+    assert!(why.starts_with("hostile-fanout@1: invalid output: more than"), "{why}");
+    assert!(why.contains("refused before copying") && why.contains("max_fanout 100"), "{why}");
+    // Just over max_fanout: copied and counted.
+    let why = contain_with("hostile-fanout", json!({"count": "101"}), |_| {}).await;
+    assert_eq!(why, "hostile-fanout@1: invalid output: emitted 101 events; the limit (max_fanout) is 100");
+}
+
+#[tokio::test]
+async fn kv_spam_hits_max_kv_ops() {
+    let why = contain("hostile-kv-spam").await;
+    assert_eq!(why, "hostile-kv-spam@1: kv operation limit exceeded (100 calls per event)");
+}
+
+#[tokio::test]
+async fn a_plugin_blocked_in_a_host_call_is_abandoned_at_the_deadline() {
+    let started = Instant::now();
+    let why = contain("hostile-sleep").await;
+    assert_eq!(why, "hostile-sleep@1: timed out after 500ms");
+    // It sleeps for an hour; two events took their deadline plus the host-call grace each.
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn output_that_is_not_json_is_refused() {
+    let why = contain("hostile-invalid-json").await;
+    assert!(why.starts_with("hostile-invalid-json@1: invalid output: event 0 data is not valid JSON"), "{why}");
+}
+
+#[tokio::test]
+async fn per_tenant_limits_apply_to_that_tenant_only() {
+    let tighter = |c: &mut Config| {
+        let evil = c.tenants.entry("evil".into()).or_default();
+        evil.plugins.timeout = Some(Duration::from_millis(200));
+        evil.plugins.max_kv_ops = Some(10);
+        evil.plugins.max_memory_bytes = Some(8 * 1024 * 1024);
+    };
+    assert_eq!(contain_with("hostile-loop", json!({}), tighter).await, "hostile-loop@1: timed out after 200ms");
+    let why = contain_with("hostile-kv-spam", json!({}), tighter).await;
+    assert_eq!(why, "hostile-kv-spam@1: kv operation limit exceeded (10 calls per event)");
+    let why = contain_with("hostile-alloc", json!({}), tighter).await;
+    assert_eq!(why, format!("hostile-alloc@1: memory limit exceeded ({} bytes)", 8 * 1024 * 1024));
+}
+
+#[tokio::test]
+async fn a_plugin_importing_an_ungranted_capability_is_refused_at_upload() {
+    let r = TestRouter::start_with(|c| {
+        c.tenants.entry("nokv".into()).or_default().grants = Some(vec![switchyard::config::Capability::Log]);
+    })
+    .await;
+    r.tenant("nokv").await;
+    let (status, body) = r.upload("nokv", "spam", crate::support::plugins::wasm("hostile-kv-spam")).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("switchyard:plugin/kv@0.1.0") && message.contains("not granted the \"kv\""), "{message}");
+    assert_eq!(r.get("/v1/tenants/nokv/plugins").await["plugins"], json!([]), "nothing stored");
+    r.stop().await;
 }
 
 #[tokio::test]
