@@ -204,6 +204,14 @@ pub struct PipelineConfig {
     /// Events of one tenant processed at the same time: a tenant whose plugins are slow (or
     /// hostile) cannot occupy every worker. At most `concurrency`.
     pub max_in_flight_per_tenant: usize,
+    /// Share of one worker's time a tenant may spend in plugin calls that fail (timeouts,
+    /// traps, limit hits): 0.1 is 100 ms per second. A tenant that has spent its budget runs
+    /// one event at a time while it earns it back, and none while it is in debt. Well-behaved
+    /// tenants never touch it; it is what keeps a hostile plugin's CPU and I/O away from them.
+    pub failure_time_share: f64,
+    /// Failing plugin time a tenant may spend at once before `failure_time_share` applies.
+    #[serde(with = "humantime_serde")]
+    pub failure_time_burst: Duration,
     /// Events claimed from the store per batch.
     pub batch_size: u32,
     /// Fallback poll interval when no wake-up arrives.
@@ -277,7 +285,14 @@ impl Default for PluginLimits {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { concurrency: 8, max_in_flight_per_tenant: 4, batch_size: 64, poll_interval: Duration::from_secs(1) }
+        Self {
+            concurrency: 8,
+            max_in_flight_per_tenant: 4,
+            failure_time_share: 0.1,
+            failure_time_burst: Duration::from_secs(1),
+            batch_size: 64,
+            poll_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -391,6 +406,10 @@ impl Config {
         }
         if !(1..=self.pipeline.concurrency).contains(&self.pipeline.max_in_flight_per_tenant) {
             return bad("pipeline.max_in_flight_per_tenant must be between 1 and pipeline.concurrency");
+        }
+        let share = self.pipeline.failure_time_share;
+        if !(share > 0.0 && share.is_finite()) || self.pipeline.failure_time_burst.is_zero() {
+            return bad("pipeline.failure_time_share and pipeline.failure_time_burst must be > 0");
         }
         let d = &self.delivery;
         if d.retry_schedule.is_empty() {
