@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let dir = tempfile::tempdir()?;
     let mut config = Config { data_dir: dir.path().to_owned(), admin_token: Some(TOKEN.into()), ..Config::default() };
-    config.delivery.allow_private_destinations = true;
+    config.delivery.allowed_cidrs = vec!["127.0.0.1/32".parse()?];
     config.tenant_defaults.max_plugin_versions = 10_000;
     config.pipeline.poll_interval = Duration::from_millis(10);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -237,11 +237,30 @@ pub struct DeliveryConfig {
     /// Fallback poll interval for due retries.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
-    /// Allow destinations on loopback, private, link-local or unspecified addresses.
+    /// Allow destinations on every loopback, private, link-local or unspecified address.
     /// Off by default: a tenant must not be able to make the router call its own network.
+    /// Prefer `allowed_cidrs`, which opens only the ranges named.
     pub allow_private_destinations: bool,
+    /// Internal address ranges destinations may use anyway, e.g. `["10.20.0.0/16"]`.
+    pub allowed_cidrs: Vec<ipnet::IpNet>,
     /// How much of a failed response body is kept for the tenant to read.
     pub max_response_snippet_bytes: usize,
+    /// Attempts in flight to one destination at the same time (a destination may ask for
+    /// fewer with `max_in_flight`), so one slow endpoint cannot occupy every worker.
+    pub max_in_flight_per_destination: u32,
+    /// Consecutive failures that open a destination's circuit breaker...
+    pub breaker_threshold: u32,
+    /// ...and how long it then stays open: due deliveries wait instead of hammering it.
+    #[serde(with = "humantime_serde")]
+    pub breaker_cooldown: Duration,
+    /// A destination failing without a single success for this long is disabled; its
+    /// pending deliveries are dead-lettered with the reason, until the tenant enables it.
+    #[serde(with = "humantime_serde")]
+    pub disable_after: Duration,
+    /// After a destination's secret changes, the old one is still used to sign (a second
+    /// `v1,` signature) for this long, so receivers can switch over without rejecting.
+    #[serde(with = "humantime_serde")]
+    pub secret_rotation_grace: Duration,
 }
 
 impl Default for Config {
@@ -306,7 +325,23 @@ impl Default for DeliveryConfig {
             concurrency: 64,
             poll_interval: Duration::from_secs(1),
             allow_private_destinations: false,
+            allowed_cidrs: Vec::new(),
             max_response_snippet_bytes: 1024,
+            max_in_flight_per_destination: 16,
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(30),
+            disable_after: Duration::from_secs(3 * 24 * 3600),
+            secret_rotation_grace: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// Which addresses destinations may reach.
+    pub fn addresses(&self) -> crate::delivery::address::AddressPolicy {
+        crate::delivery::address::AddressPolicy {
+            allow_all: self.allow_private_destinations,
+            allowed: self.allowed_cidrs.clone(),
         }
     }
 }
@@ -420,6 +455,9 @@ impl Config {
         }
         if d.concurrency == 0 || d.timeout.is_zero() {
             return bad("delivery.concurrency and delivery.timeout must be > 0");
+        }
+        if d.max_in_flight_per_destination == 0 || d.breaker_threshold == 0 {
+            return bad("delivery.max_in_flight_per_destination and delivery.breaker_threshold must be > 0");
         }
         let policies = std::iter::once(("tenant_defaults".to_owned(), self.tenant_defaults.clone()))
             .chain(self.tenants.keys().map(|n| (format!("tenants.{n}"), self.policy(n))));

@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod cli;
 mod delivery;
+mod destinations;
 mod hot_reload;
 mod ingest_errors;
 mod lifecycle;

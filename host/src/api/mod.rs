@@ -4,6 +4,7 @@
 
 mod auth;
 mod deliveries;
+mod destinations;
 mod error;
 mod events;
 mod fixtures;
@@ -59,6 +60,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::router())
         .merge(events::router())
         .merge(deliveries::router())
+        .merge(destinations::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))

@@ -52,7 +52,7 @@ pub async fn apply_document(
     origin: RouteOrigin,
 ) -> Result<routes::Applied, ApiError> {
     let policy = state.config.policy(&tenant.name);
-    let rules = Rules { allow_private: state.config.delivery.allow_private_destinations, policy: &policy };
+    let rules = Rules::new(&state.config, &policy);
     let applied = routes::apply(doc, &tenant.id, rules, origin, &state.store, &state.runtime, &state.routes)
         .await
         .map_err(|e| match e {

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-use crate::routes::is_internal;
+use super::address::AddressPolicy;
 
-pub fn build(timeout: Duration, allow_private: bool) -> reqwest::Client {
+pub fn build(timeout: Duration, addresses: AddressPolicy) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
@@ -19,35 +19,34 @@ pub fn build(timeout: Duration, allow_private: bool) -> reqwest::Client {
         .no_proxy()
         .user_agent(concat!("Switchyard/", env!("CARGO_PKG_VERSION")))
         .pool_idle_timeout(Duration::from_secs(60));
-    if !allow_private {
-        builder = builder.dns_resolver(Arc::new(PublicOnly));
+    if !addresses.allow_all {
+        builder = builder.dns_resolver(Arc::new(Guarded(addresses)));
     }
     builder.build().expect("static client configuration is valid")
 }
 
-/// Refuses a URL whose host is a literal internal address (literals bypass the resolver).
-pub fn check_literal_host(url: &str, allow_private: bool) -> Result<(), String> {
-    if allow_private {
-        return Ok(());
-    }
+/// Refuses a URL whose host is a literal internal address the policy does not allow
+/// (literals bypass the resolver).
+pub fn check_literal_host(url: &str, addresses: &AddressPolicy) -> Result<(), String> {
     let url = url::Url::parse(url).map_err(|e| e.to_string())?;
     let ip = match url.host() {
         Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
         Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
         _ => return Ok(()),
     };
-    if is_internal(ip) { Err(format!("refused: {ip} is an internal address")) } else { Ok(()) }
+    if addresses.permits(ip) { Ok(()) } else { Err(format!("refused: {ip} is an internal address")) }
 }
 
-/// A resolver that drops internal addresses from every answer.
-struct PublicOnly;
+/// A resolver that drops the addresses the policy refuses from every answer.
+struct Guarded(AddressPolicy);
 
-impl Resolve for PublicOnly {
+impl Resolve for Guarded {
     fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.0.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
-            let public: Vec<SocketAddr> = addrs.into_iter().filter(|a| !is_internal(a.ip())).collect();
+            let public: Vec<SocketAddr> = addrs.into_iter().filter(|a| policy.permits(a.ip())).collect();
             if public.is_empty() {
                 return Err(format!("refused: {host} resolves only to internal addresses").into());
             }
@@ -62,15 +61,17 @@ mod tests {
 
     #[test]
     fn literal_internal_hosts_are_refused_unless_allowed() {
-        assert!(check_literal_host("http://127.0.0.1:8080/x", false).is_err());
-        assert!(check_literal_host("http://[::1]/x", false).is_err());
-        assert!(check_literal_host("http://127.0.0.1:8080/x", true).is_ok());
-        assert!(check_literal_host("https://example.com/x", false).is_ok());
+        let none = AddressPolicy::default();
+        let loopback = AddressPolicy::allowing(vec!["127.0.0.1/32".parse().unwrap()]);
+        assert!(check_literal_host("http://127.0.0.1:8080/x", &none).is_err());
+        assert!(check_literal_host("http://[::1]/x", &loopback).is_err());
+        assert!(check_literal_host("http://127.0.0.1:8080/x", &loopback).is_ok());
+        assert!(check_literal_host("https://example.com/x", &none).is_ok());
     }
 
     #[tokio::test]
     async fn names_resolving_to_loopback_are_refused_at_connect_time() {
-        let client = build(Duration::from_secs(2), false);
+        let client = build(Duration::from_secs(2), AddressPolicy::allowing(vec!["10.0.0.0/8".parse().unwrap()]));
         let err = client.post("http://localhost:9/hook").send().await.unwrap_err();
         let chain = format!("{err:?}");
         assert!(chain.contains("internal addresses"), "{chain}");

@@ -1,7 +1,9 @@
 //! Delivery: the outbox worker that signs (Standard Webhooks) and POSTs queued deliveries,
 //! retrying on the configured schedule and dead-lettering when it runs out.
 
+pub mod address;
 pub mod client;
+pub mod guard;
 pub mod schedule;
 
 use std::sync::Arc;
@@ -10,9 +12,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use self::guard::{Admission, DestinationGuard};
 use crate::config::DeliveryConfig;
 use crate::signing::Secret;
-use crate::store::{AttemptRecord, DeliveryJob, DeliveryStatus, Store, now_ms};
+use crate::store::{AttemptRecord, DeliveryJob, DeliveryStatus, DestinationRow, Store, now_ms};
 
 pub struct DeliveryWorker {
     pub store: Store,
@@ -20,18 +23,27 @@ pub struct DeliveryWorker {
     pub config: DeliveryConfig,
     /// Signalled by the pipeline when it queued deliveries.
     pub wake: Arc<Notify>,
+    guard: DestinationGuard,
+    addresses: address::AddressPolicy,
 }
 
 impl DeliveryWorker {
     pub fn new(store: Store, config: DeliveryConfig, wake: Arc<Notify>) -> Self {
-        let client = client::build(config.timeout, config.allow_private_destinations);
-        Self { store, client, config, wake }
+        // The client's own timeout is the ceiling; destinations may ask for less (or more,
+        // up to 5 minutes: the per-request timeout below overrides it).
+        let client = client::build(config.timeout, config.addresses());
+        let guard = DestinationGuard::new(config.breaker_threshold, config.breaker_cooldown);
+        let addresses = config.addresses();
+        Self { store, client, config, wake, guard, addresses }
     }
 
     /// How long a claimed delivery is ours: the attempt's timeout plus margin. If we die,
     /// the row is claimed again after this.
+    /// Long enough for the longest per-destination timeout; after a crash, start-up releases
+    /// every lease at once, so length costs no recovery time.
     fn lease(&self) -> i64 {
-        (self.config.timeout * 2 + Duration::from_secs(5)).as_millis() as i64
+        (self.config.timeout.max(crate::routes::MAX_DESTINATION_TIMEOUT) * 2 + Duration::from_secs(5)).as_millis()
+            as i64
     }
 
     /// Sends due deliveries until `shutdown`, then lets attempts in flight finish.
@@ -79,12 +91,43 @@ impl DeliveryWorker {
         }
     }
 
-    /// One attempt: sign, send, record, schedule.
+    /// One claimed delivery: dead-lettered if its destination is disabled, deferred if the
+    /// destination is busy or its circuit is open, otherwise attempted (sign, send, record,
+    /// schedule) and the destination's health updated.
     async fn attempt(&self, job: DeliveryJob) {
+        let destination = match self.store.destination(&job.tenant_id, &job.url).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(delivery = %job.id, "loading destination: {e}");
+                return; // the lease runs out and the delivery is claimed again
+            }
+        };
+        if let Some(reason) = destination.as_ref().and_then(|d| d.disabled_reason.as_deref()) {
+            let reason = format!("destination disabled: {reason}; enable it, then replay");
+            if let Err(e) = self.store.dead_letter(&job.id, &reason).await {
+                tracing::error!(delivery = %job.id, "dead-lettering: {e}");
+            }
+            return;
+        }
+        let max_in_flight =
+            destination.as_ref().and_then(|d| d.max_in_flight).map_or(self.config.max_in_flight_per_destination, |m| {
+                m.clamp(1, self.config.max_in_flight_per_destination as i64) as u32
+            });
+        let _permit = match self.guard.admit(&job.tenant_id, &job.url, max_in_flight) {
+            Admission::Go(permit) => permit,
+            Admission::Wait(wait) => {
+                let at = now_ms() + wait.as_millis() as i64;
+                if let Err(e) = self.store.defer_delivery(&job.id, at).await {
+                    tracing::error!(delivery = %job.id, "deferring: {e}");
+                }
+                return;
+            }
+        };
+
         let attempt = job.attempts + 1;
         let started_at = now_ms();
         let clock = Instant::now();
-        let outcome = self.send(&job).await;
+        let outcome = self.send(&job, destination.as_ref()).await;
         let duration_ms = clock.elapsed().as_millis() as i64;
         let (status_code, error, snippet, retry_after, gone) = match outcome {
             Ok(sent) => {
@@ -94,19 +137,17 @@ impl DeliveryWorker {
             }
             Err(e) => (None, Some(e), None, None, false),
         };
+        let schedule: Vec<Duration> = match destination.as_ref().and_then(DestinationRow::schedule_ms) {
+            Some(ms) => ms.into_iter().map(Duration::from_millis).collect(),
+            None => self.config.retry_schedule.clone(),
+        };
         let (status, next_attempt_at) = if error.is_none() {
             (DeliveryStatus::Delivered, None)
         } else if gone {
             (DeliveryStatus::Dead, None)
         } else {
             let tries_done = (job.tries + 1) as usize;
-            match schedule::next_delay(
-                &self.config.retry_schedule,
-                tries_done,
-                self.config.jitter,
-                retry_after,
-                rand::random(),
-            ) {
+            match schedule::next_delay(&schedule, tries_done, self.config.jitter, retry_after, rand::random()) {
                 Some(delay) => (DeliveryStatus::Pending, Some(now_ms() + delay.as_millis() as i64)),
                 None => (DeliveryStatus::Dead, None),
             }
@@ -118,6 +159,7 @@ impl DeliveryWorker {
         if status == DeliveryStatus::Dead {
             tracing::warn!(delivery = %job.id, url = %job.url, attempts = attempt, "dead-lettered: {}", error.as_deref().unwrap_or(""));
         }
+        self.update_health(&job, destination.as_ref(), error.as_deref(), gone).await;
         let record = AttemptRecord {
             started_at,
             duration_ms,
@@ -133,14 +175,58 @@ impl DeliveryWorker {
         }
     }
 
-    async fn send(&self, job: &DeliveryJob) -> Result<Sent, String> {
-        client::check_literal_host(&job.url, self.config.allow_private_destinations)?;
-        let secret = Secret::parse(&job.secret).map_err(|e| format!("destination secret: {e}"))?;
+    /// Feeds the circuit breaker and the destination's stored health: a 410, or failing for
+    /// `disable_after` without a success, disables it (the tenant sees why).
+    async fn update_health(
+        &self,
+        job: &DeliveryJob,
+        destination: Option<&DestinationRow>,
+        error: Option<&str>,
+        gone: bool,
+    ) {
+        let success = error.is_none();
+        if self.guard.record(&job.tenant_id, &job.url, success) {
+            tracing::warn!(url = %job.url, cooldown = ?self.config.breaker_cooldown, "circuit opened after repeated failures");
+        }
+        let result = match error {
+            None if destination.is_some_and(|d| d.failing_since.is_some()) => {
+                self.store.destination_recovered(&job.tenant_id, &job.url).await.map(|()| None)
+            }
+            None => Ok(None),
+            Some(error) => {
+                let gone_reason = gone
+                    .then(|| format!("the receiver answered 410 Gone at {}", crate::store::ms_to_rfc3339(now_ms())));
+                let after = self.config.disable_after.as_millis() as i64;
+                self.store.destination_failed(&job.tenant_id, &job.url, gone_reason, after, error).await
+            }
+        };
+        match result {
+            Ok(Some(reason)) => tracing::warn!(url = %job.url, "destination disabled: {reason}"),
+            Ok(None) => {}
+            Err(e) => tracing::error!(url = %job.url, "updating destination health: {e}"),
+        }
+    }
+
+    async fn send(&self, job: &DeliveryJob, destination: Option<&DestinationRow>) -> Result<Sent, String> {
+        client::check_literal_host(&job.url, &self.addresses)?;
+        // The destination's current secret (rotations apply to retries too); the delivery's
+        // own copy only for rows older than the destinations table.
+        let current = destination.map_or(job.secret.as_str(), |d| d.secret.as_str());
+        let secret = Secret::parse(current).map_err(|e| format!("destination secret: {e}"))?;
         let timestamp = chrono::Utc::now().timestamp();
-        let signature = secret.sign(job.id.as_str(), timestamp, &job.body);
+        let mut signature = secret.sign(job.id.as_str(), timestamp, &job.body);
+        // During a rotation's grace period both sign: `v1,<new> v1,<old>`.
+        if let Some(previous) = destination.and_then(|d| d.previous_secret_at(now_ms()))
+            && let Ok(previous) = Secret::parse(previous)
+        {
+            signature = format!("{signature} {}", previous.sign(job.id.as_str(), timestamp, &job.body));
+        }
+        let timeout =
+            destination.and_then(|d| d.timeout_ms).map_or(self.config.timeout, |ms| Duration::from_millis(ms as u64));
         let response = self
             .client
             .post(&job.url)
+            .timeout(timeout)
             .header("content-type", &job.content_type)
             .header("webhook-id", job.id.as_str())
             .header("webhook-timestamp", timestamp.to_string())

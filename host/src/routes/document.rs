@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use url::{Host, Url};
 
+use crate::delivery::address::AddressPolicy;
 use crate::signing::Secret;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,10 +58,60 @@ pub struct StepSpec {
 #[serde(deny_unknown_fields)]
 pub struct DestinationSpec {
     pub url: String,
-    /// Standard Webhooks signing secret, `whsec_<base64>`.
+    /// Standard Webhooks signing secret, `whsec_<base64>`. Changing it starts a rotation:
+    /// the old secret keeps signing too for `delivery.secret_rotation_grace`.
     pub secret: String,
     #[serde(default)]
     pub format: BodyFormat,
+    /// Delays before each try (`["0s", "1m", "1h"]`), replacing the router's schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_schedule: Option<Vec<String>>,
+    /// Per-attempt timeout (`"5s"`), replacing `delivery.timeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Attempts in flight at once, at most `delivery.max_in_flight_per_destination`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+}
+
+impl DestinationSpec {
+    fn same_settings(&self, other: &DestinationSpec) -> bool {
+        (&self.secret, &self.retry_schedule, &self.timeout, self.max_in_flight)
+            == (&other.secret, &other.retry_schedule, &other.timeout, other.max_in_flight)
+    }
+}
+
+/// Longest delay a destination's schedule may ask for between tries.
+const MAX_RETRY_DELAY: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// Longest per-attempt timeout a destination may ask for.
+pub const MAX_DESTINATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl DestinationSpec {
+    /// The schedule in milliseconds, if the destination has its own.
+    pub fn schedule_ms(&self) -> Result<Option<Vec<u64>>, String> {
+        let Some(list) = &self.retry_schedule else { return Ok(None) };
+        if list.is_empty() || list.len() > 50 {
+            return Err("needs 1 to 50 delays".into());
+        }
+        list.iter()
+            .map(|d| match humantime::parse_duration(d) {
+                Ok(d) if d <= MAX_RETRY_DELAY => Ok(d.as_millis() as u64),
+                Ok(_) => Err(format!("{d:?} is longer than 7 days")),
+                Err(e) => Err(format!("{d:?} is not a duration: {e}")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+
+    /// The per-attempt timeout in milliseconds, if the destination has its own.
+    pub fn timeout_ms(&self) -> Result<Option<u64>, String> {
+        let Some(t) = &self.timeout else { return Ok(None) };
+        match humantime::parse_duration(t) {
+            Ok(d) if !d.is_zero() && d <= MAX_DESTINATION_TIMEOUT => Ok(Some(d.as_millis() as u64)),
+            Ok(_) => Err("must be more than 0 and at most 5 minutes".into()),
+            Err(e) => Err(format!("{t:?} is not a duration: {e}")),
+        }
+    }
 }
 
 /// What a delivery's body is.
@@ -132,10 +183,11 @@ pub fn valid_name(name: &str) -> bool {
 pub const NAME_RULE: &str = "1-64 characters: letters, digits, '-', '_', '.', starting with a letter or digit";
 
 impl RouteDocument {
-    /// Checks everything that needs no I/O. `allow_private` permits loopback/private targets.
-    pub fn validate(&self, allow_private: bool) -> Result<(), Vec<Problem>> {
+    /// Checks everything that needs no I/O; destination addresses against `addresses`.
+    pub fn validate(&self, addresses: &AddressPolicy) -> Result<(), Vec<Problem>> {
         let mut problems = Vec::new();
         let mut names = HashSet::new();
+        let mut seen: std::collections::HashMap<&str, &DestinationSpec> = std::collections::HashMap::new();
         let mut problem = |path: String, message: String| problems.push(Problem { path, message });
         for (i, route) in self.routes.iter().enumerate() {
             let at = format!("routes[{i}]");
@@ -165,8 +217,28 @@ impl RouteDocument {
                 problem(format!("{at}.destinations"), "at least one destination is required".into());
             }
             for (j, d) in route.destinations.iter().enumerate() {
-                if let Err(m) = check_url(&d.url, allow_private) {
+                if let Err(m) = check_url(&d.url, addresses) {
                     problem(format!("{at}.destinations[{j}].url"), m);
+                }
+                if let Err(m) = d.schedule_ms() {
+                    problem(format!("{at}.destinations[{j}].retry_schedule"), m);
+                }
+                if let Err(m) = d.timeout_ms() {
+                    problem(format!("{at}.destinations[{j}].timeout"), m);
+                }
+                if d.max_in_flight == Some(0) {
+                    problem(format!("{at}.destinations[{j}].max_in_flight"), "must be at least 1".into());
+                }
+                // One URL is one destination: its secret and settings must agree everywhere.
+                match seen.get(d.url.as_str()) {
+                    Some(first) if !first.same_settings(d) => problem(
+                        format!("{at}.destinations[{j}]"),
+                        format!("{} appears elsewhere with another secret or settings", d.url),
+                    ),
+                    Some(_) => {}
+                    None => {
+                        seen.insert(d.url.as_str(), d);
+                    }
                 }
                 if Secret::parse(&d.secret).is_err() || !d.secret.starts_with("whsec_") {
                     problem(
@@ -180,9 +252,10 @@ impl RouteDocument {
     }
 }
 
-/// A destination URL must be absolute http(s) and, unless allowed, not obviously internal.
-/// (The delivery client checks resolved addresses again at connect time.)
-fn check_url(raw: &str, allow_private: bool) -> Result<Url, String> {
+/// A destination URL must be absolute http(s) and not obviously internal unless the
+/// operator allows the address. (The delivery client checks resolved addresses again at
+/// connect time.)
+fn check_url(raw: &str, addresses: &AddressPolicy) -> Result<Url, String> {
     let url = Url::parse(raw).map_err(|e| format!("not a valid URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("must be an http or https URL".into());
@@ -190,39 +263,23 @@ fn check_url(raw: &str, allow_private: bool) -> Result<Url, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err("must not carry credentials; use the signing secret".into());
     }
-    let internal = match url.host() {
+    let refused = match url.host() {
         None => return Err("has no host".into()),
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost"),
-        Some(Host::Ipv4(ip)) => is_internal(IpAddr::V4(ip)),
-        Some(Host::Ipv6(ip)) => is_internal(IpAddr::V6(ip)),
+        // localhost is loopback whatever DNS says.
+        Some(Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") || d.ends_with(".localhost") => {
+            !addresses.permits(IpAddr::from([127, 0, 0, 1]))
+        }
+        Some(Host::Domain(_)) => false,
+        Some(Host::Ipv4(ip)) => !addresses.permits(IpAddr::V4(ip)),
+        Some(Host::Ipv6(ip)) => !addresses.permits(IpAddr::V6(ip)),
     };
-    if internal && !allow_private {
-        return Err("points at a loopback, private or link-local address; the operator has not allowed those".into());
+    if refused {
+        return Err(
+            "points at a loopback, private or link-local address the operator has not allowed (delivery.allowed_cidrs)"
+                .into(),
+        );
     }
     Ok(url)
-}
-
-/// Loopback, private, link-local (incl. cloud metadata), unspecified, CGNAT and unique-local.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || o[0] == 0
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            v6.is_loopback() || v6.is_unspecified() || (s[0] & 0xfe00) == 0xfc00 || (s[0] & 0xffc0) == 0xfe80
-        }
-    }
 }
 
 #[cfg(test)]
@@ -242,7 +299,7 @@ mod tests {
             "pipeline": [{"plugin": "call-outcome-tagger", "config": {"drop_outcomes": "spam", "n": 3}}],
             "destinations": [{"url": "https://example.com/hook", "secret": SECRET, "format": "cloudevents"}]
         }]}));
-        d.validate(false).unwrap();
+        d.validate(&AddressPolicy::default()).unwrap();
     }
 
     #[test]
@@ -253,7 +310,7 @@ mod tests {
             {"name": "a", "destinations": []},
             {"name": "b", "match": {"types": [""]}, "destinations": [{"url": "http://127.0.0.1:9/h", "secret": SECRET}]}
         ]}));
-        let problems = d.validate(false).unwrap_err();
+        let problems = d.validate(&AddressPolicy::default()).unwrap_err();
         let paths: Vec<_> = problems.iter().map(|p| p.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -270,7 +327,8 @@ mod tests {
         );
         // Loopback is fine once the operator allows it.
         let only_b = RouteDocument { routes: vec![d.routes[2].clone()] };
-        assert_eq!(only_b.validate(true).unwrap_err().len(), 1);
+        let loopback = AddressPolicy::allowing(vec!["127.0.0.1/32".parse().unwrap()]);
+        assert_eq!(only_b.validate(&loopback).unwrap_err().len(), 1);
     }
 
     #[test]
@@ -286,28 +344,6 @@ mod tests {
             [("tagger@0", None), ("tagger@x", None), ("tagger@2", Some(3)), ("a b", None), ("t", Some(0))]
         {
             assert!(step(plugin, version).reference().is_err(), "{plugin} {version:?}");
-        }
-    }
-
-    #[test]
-    fn internal_addresses() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_internal(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"] {
-            assert!(!is_internal(ip.parse().unwrap()), "{ip}");
         }
     }
 

@@ -124,7 +124,7 @@ impl RoutesDir {
             Err(e) => return FileOutcome::Failed(e),
         };
         let policy = self.config.policy(&tenant.name);
-        let rules = Rules { allow_private: self.config.delivery.allow_private_destinations, policy: &policy };
+        let rules = Rules::new(&self.config, &policy);
         match apply(&doc, &tenant.id, rules, RouteOrigin::File, &self.store, &self.runtime, &self.table).await {
             Ok(a) if a.unchanged => FileOutcome::Unchanged(a.version),
             Ok(a) => FileOutcome::Applied(a.version),

@@ -15,15 +15,16 @@ use arc_swap::ArcSwap;
 use wildmatch::WildMatch;
 
 pub use document::{
-    BodyFormat, DestinationSpec, MatchSpec, NAME_RULE, Problem, RouteDocument, RouteSpec, StepSpec, is_internal,
-    valid_name,
+    BodyFormat, DestinationSpec, MAX_DESTINATION_TIMEOUT, MatchSpec, NAME_RULE, Problem, RouteDocument, RouteSpec,
+    StepSpec, valid_name,
 };
 pub use files::{FileOutcome, RoutesDir};
 
-use crate::config::TenantPolicy;
+use crate::config::{Config, TenantPolicy};
+use crate::delivery::address::AddressPolicy;
 use crate::event::{PluginId, TenantId};
 use crate::runtime::{LoadedPlugin, PluginConfig, Runtime, RuntimeError};
-use crate::store::{RouteOrigin, Store, StoreError};
+use crate::store::{DestinationSettings, RouteOrigin, Store, StoreError};
 
 /// One tenant's live routes at one version.
 #[derive(Debug)]
@@ -118,10 +119,23 @@ pub enum ApplyError {
 }
 
 /// What compiling a document checks against: the tenant's policy and the router's rules.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Rules<'a> {
-    pub allow_private: bool,
+    pub addresses: AddressPolicy,
     pub policy: &'a TenantPolicy,
+    /// How long a replaced destination secret keeps signing.
+    pub secret_rotation_grace: std::time::Duration,
+}
+
+impl<'a> Rules<'a> {
+    /// The router's rules for a tenant with `policy`.
+    pub fn new(config: &Config, policy: &'a TenantPolicy) -> Self {
+        Rules {
+            addresses: config.delivery.addresses(),
+            policy,
+            secret_rotation_grace: config.delivery.secret_rotation_grace,
+        }
+    }
 }
 
 /// Validates, resolves and compiles a document. Returns the resolved document (plugin
@@ -130,11 +144,11 @@ pub struct Rules<'a> {
 pub async fn compile(
     doc: &RouteDocument,
     tenant: &TenantId,
-    rules: Rules<'_>,
+    rules: &Rules<'_>,
     store: &Store,
     runtime: &Arc<Runtime>,
 ) -> Result<(RouteDocument, Vec<CompiledRoute>), ApplyError> {
-    doc.validate(rules.allow_private).map_err(ApplyError::Invalid)?;
+    doc.validate(&rules.addresses).map_err(ApplyError::Invalid)?;
     if doc.routes.len() > rules.policy.max_routes as usize {
         return Err(ApplyError::Quota(format!(
             "the document has {} routes; this tenant may have at most {}",
@@ -212,7 +226,7 @@ pub async fn apply(
     table: &RouteTable,
 ) -> Result<Applied, ApplyError> {
     let _guard = table.lock_changes().await;
-    let (resolved, routes) = compile(doc, tenant, rules, store, runtime).await?;
+    let (resolved, routes) = compile(doc, tenant, &rules, store, runtime).await?;
     if let Some(live) = store.latest_route_set(tenant).await?
         && serde_json::from_str::<RouteDocument>(&live.document).is_ok_and(|d| d == resolved)
     {
@@ -220,8 +234,29 @@ pub async fn apply(
     }
     let json = serde_json::to_string(&resolved).expect("documents serialise");
     let row = store.insert_route_set(tenant, &json, origin).await?;
+    // Before the version goes live, so the worker finds every destination it can be sent to.
+    store
+        .upsert_destinations(tenant, &destination_settings(&resolved), rules.secret_rotation_grace.as_millis() as i64)
+        .await?;
     table.install(tenant, TenantRoutes { version: row.version, routes });
     Ok(Applied { version: row.version, unchanged: false, document: resolved })
+}
+
+/// Each distinct destination of a (validated) document with its settings.
+fn destination_settings(doc: &RouteDocument) -> Vec<DestinationSettings> {
+    let mut seen = std::collections::HashSet::new();
+    doc.routes
+        .iter()
+        .flat_map(|r| &r.destinations)
+        .filter(|d| seen.insert(d.url.clone()))
+        .map(|d| DestinationSettings {
+            url: d.url.clone(),
+            secret: d.secret.clone(),
+            retry_schedule_ms: d.schedule_ms().ok().flatten(),
+            timeout_ms: d.timeout_ms().ok().flatten(),
+            max_in_flight: d.max_in_flight,
+        })
+        .collect()
 }
 
 /// Loads every tenant's live routes at start-up. A stored document that no longer compiles
@@ -244,8 +279,12 @@ pub async fn load_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable)
         // Private destinations were checked when the version was applied; the delivery
         // client checks again at connect time, so a later policy change still holds. Quotas
         // and grants were checked at apply too: a live version keeps running as it was.
-        let rules = Rules { allow_private: true, policy: &unlimited };
-        match compile(&doc, &row.tenant_id, rules, store, runtime).await {
+        let rules = Rules {
+            addresses: AddressPolicy { allow_all: true, allowed: Vec::new() },
+            policy: &unlimited,
+            secret_rotation_grace: std::time::Duration::ZERO,
+        };
+        match compile(&doc, &row.tenant_id, &rules, store, runtime).await {
             Ok((_, routes)) => table.install(&row.tenant_id, TenantRoutes { version: row.version, routes }),
             Err(e) => {
                 tracing::error!(tenant = %row.tenant_id, version = row.version, "stored routes do not load: {e:?}")

@@ -79,6 +79,7 @@ pub struct DeliveryDetail {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeliveryJob {
     pub id: DeliveryId,
+    pub tenant_id: TenantId,
     pub url: String,
     pub secret: String,
     pub event_type: String,
@@ -86,6 +87,16 @@ pub struct DeliveryJob {
     pub body: Vec<u8>,
     pub attempts: i64,
     pub tries: i64,
+}
+
+/// Which dead letters to replay: all of a tenant's, narrowed by route, destination URL and
+/// creation time (unix ms, `since` inclusive, `until` exclusive).
+#[derive(Debug, Clone, Default)]
+pub struct DeadFilter {
+    pub route: Option<String>,
+    pub url: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
 }
 
 /// The outcome of one attempt, and what happens next.
@@ -138,7 +149,7 @@ impl Store {
              WHERE id IN (SELECT id FROM deliveries
                           WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
                           ORDER BY next_attempt_at LIMIT ?)
-             RETURNING id, url, secret, event_type, content_type, body, attempts, tries",
+             RETURNING id, tenant_id, url, secret, event_type, content_type, body, attempts, tries",
         )
         .bind(lease_until)
         .bind(now)
@@ -250,6 +261,59 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Puts a claimed delivery back without an attempt (its destination is busy or its
+    /// circuit is open): due again at `at`, and the try is not counted.
+    pub async fn defer_delivery(&self, id: &DeliveryId, at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL WHERE id = ? AND status = 'pending'",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Dead-letters a claimed delivery without an attempt, with the reason (its destination
+    /// is disabled). It can be replayed once the destination is enabled again.
+    pub async fn dead_letter(&self, id: &DeliveryId, reason: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE deliveries SET status = 'dead', lease_until = NULL, last_error = ?, updated_at = ?
+             WHERE id = ? AND status = 'pending'",
+        )
+        .bind(reason)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Replays every dead delivery of the tenant that matches `filter` (as `replay_delivery`
+    /// does one), returning how many.
+    pub async fn replay_dead(&self, tenant: &TenantId, filter: &DeadFilter) -> Result<u64> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = ?, lease_until = NULL, updated_at = ?
+             WHERE tenant_id = ? AND status = 'dead' AND (? IS NULL OR route = ?) AND (? IS NULL OR url = ?)
+               AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?)",
+        )
+        .bind(now)
+        .bind(now)
+        .bind(tenant)
+        .bind(&filter.route)
+        .bind(&filter.route)
+        .bind(&filter.url)
+        .bind(&filter.url)
+        .bind(filter.since)
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(filter.until)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Drops every lease. Only for start-up of the single-process (SQLite) router: nobody

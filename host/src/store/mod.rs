@@ -6,6 +6,7 @@
 //! leaves the previous consistent state and the worker that owns it resumes from there.
 
 mod deliveries;
+mod destinations;
 mod events;
 mod keys;
 mod kv;
@@ -23,8 +24,9 @@ use serde::Serializer;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 pub use deliveries::{
-    AttemptRecord, AttemptRow, DeliveryDetail, DeliveryJob, DeliveryRow, DeliveryStatus, NewDelivery,
+    AttemptRecord, AttemptRow, DeadFilter, DeliveryDetail, DeliveryJob, DeliveryRow, DeliveryStatus, NewDelivery,
 };
+pub use destinations::{DestinationRow, DestinationSettings};
 pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteOutcome, RouteResult};
 pub use keys::{ApiKey, KEY_PREFIX};
 pub use plugins::{NewPluginVersion, PluginVersion, PluginVersionMeta};

@@ -30,11 +30,14 @@ pub fn fixture(rel: &str) -> Vec<u8> {
 /// Fast schedules and short limits, loopback allowed, fixed admin token.
 pub fn test_config(data_dir: &Path) -> Config {
     let mut c = Config { data_dir: data_dir.to_owned(), admin_token: Some(ADMIN_TOKEN.into()), ..Config::default() };
-    c.delivery.allow_private_destinations = true;
+    // Receivers run on loopback; allow exactly that, as an operator would.
+    c.delivery.allowed_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
     c.delivery.retry_schedule = vec![Duration::ZERO, Duration::from_millis(100), Duration::from_millis(100)];
     c.delivery.jitter = 0.0;
     c.delivery.timeout = Duration::from_secs(5);
     c.delivery.poll_interval = Duration::from_millis(50);
+    // Receivers that refuse on purpose would otherwise open the breaker for 30 s.
+    c.delivery.breaker_cooldown = Duration::from_millis(200);
     c.pipeline.poll_interval = Duration::from_millis(50);
     c.plugins.timeout = Duration::from_millis(500);
     c.plugins.max_memory_bytes = 32 * 1024 * 1024;

@@ -26,7 +26,7 @@ impl Process {
             &config,
             format!(
                 "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nadmin_token = \"{ADMIN_TOKEN}\"\n\
-                 [delivery]\nallow_private_destinations = true\njitter = 0.0\npoll_interval = \"50ms\"\nretry_schedule = [{schedule}]\n\
+                 [delivery]\nallowed_cidrs = [\"127.0.0.1/32\"]\njitter = 0.0\npoll_interval = \"50ms\"\nretry_schedule = [{schedule}]\nbreaker_cooldown = \"200ms\"\n\
                  [pipeline]\npoll_interval = \"50ms\"\n[tenant_defaults]\ningest_rate = 1000000.0\ningest_burst = 1000000\n",
                 dir.join("data").display()
             ),

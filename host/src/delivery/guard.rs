@@ -1,0 +1,116 @@
+//! Per-destination protection, in memory: a concurrency limit and a circuit breaker, so one
+//! slow or failing endpoint cannot hold the worker pool hostage. Both only ever delay a
+//! delivery (it is deferred, not attempted, and the try is not counted); nothing is dropped.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::event::TenantId;
+
+type Key = (TenantId, String);
+
+#[derive(Default)]
+struct Breaker {
+    consecutive_failures: u32,
+    open_until: Option<Instant>,
+}
+
+/// What the guard says about one claimed delivery.
+#[derive(Debug)]
+pub enum Admission {
+    Go(OwnedSemaphorePermit),
+    /// Try again after this long.
+    Wait(Duration),
+}
+
+pub struct DestinationGuard {
+    threshold: u32,
+    cooldown: Duration,
+    limits: Mutex<HashMap<Key, (u32, Arc<Semaphore>)>>,
+    breakers: Mutex<HashMap<Key, Breaker>>,
+}
+
+/// How soon a delivery deferred by a busy destination looks again.
+const BUSY_RETRY: Duration = Duration::from_millis(100);
+
+impl DestinationGuard {
+    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+        Self { threshold, cooldown, limits: Mutex::default(), breakers: Mutex::default() }
+    }
+
+    /// Admits an attempt to `url` if its circuit is closed (or half-open: cooldown over) and
+    /// fewer than `max_in_flight` attempts to it are running.
+    pub fn admit(&self, tenant: &TenantId, url: &str, max_in_flight: u32) -> Admission {
+        let key = (tenant.clone(), url.to_owned());
+        if let Some(until) = self.breakers.lock().expect("not poisoned").get(&key).and_then(|b| b.open_until) {
+            let now = Instant::now();
+            if until > now {
+                return Admission::Wait(until - now);
+            }
+        }
+        let semaphore = {
+            let mut limits = self.limits.lock().expect("not poisoned");
+            let entry =
+                limits.entry(key).or_insert_with(|| (max_in_flight, Arc::new(Semaphore::new(max_in_flight as usize))));
+            if entry.0 != max_in_flight {
+                // The limit changed (routes applied): new attempts use the new one.
+                *entry = (max_in_flight, Arc::new(Semaphore::new(max_in_flight as usize)));
+            }
+            entry.1.clone()
+        };
+        match semaphore.try_acquire_owned() {
+            Ok(permit) => Admission::Go(permit),
+            Err(_) => Admission::Wait(BUSY_RETRY),
+        }
+    }
+
+    /// Records an attempt's outcome. Returns true when this failure opened the circuit.
+    pub fn record(&self, tenant: &TenantId, url: &str, success: bool) -> bool {
+        let key = (tenant.clone(), url.to_owned());
+        let mut breakers = self.breakers.lock().expect("not poisoned");
+        if success {
+            breakers.remove(&key);
+            return false;
+        }
+        let b = breakers.entry(key).or_default();
+        b.consecutive_failures += 1;
+        // Open at the threshold, and again after each failed trial while half-open.
+        if b.consecutive_failures >= self.threshold {
+            let was_open = b.open_until.is_some();
+            b.open_until = Some(Instant::now() + self.cooldown);
+            return !was_open;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_breaker_opens_at_the_threshold_and_a_success_closes_it() {
+        let g = DestinationGuard::new(2, Duration::from_secs(60));
+        let t = TenantId::generate();
+        assert!(!g.record(&t, "u", false));
+        assert!(matches!(g.admit(&t, "u", 4), Admission::Go(_)));
+        assert!(g.record(&t, "u", false), "second failure opens it");
+        assert!(matches!(g.admit(&t, "u", 4), Admission::Wait(d) if d > Duration::from_secs(59)));
+        assert!(matches!(g.admit(&t, "other", 4), Admission::Go(_)), "other destinations are unaffected");
+        g.record(&t, "u", true);
+        assert!(matches!(g.admit(&t, "u", 4), Admission::Go(_)));
+    }
+
+    #[test]
+    fn at_most_max_in_flight_attempts_run() {
+        let g = DestinationGuard::new(5, Duration::from_secs(1));
+        let t = TenantId::generate();
+        let Admission::Go(first) = g.admit(&t, "u", 1) else { panic!("first is admitted") };
+        assert!(matches!(g.admit(&t, "u", 1), Admission::Wait(_)));
+        drop(first);
+        assert!(matches!(g.admit(&t, "u", 1), Admission::Go(_)));
+    }
+}

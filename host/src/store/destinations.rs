@@ -1,0 +1,179 @@
+//! Destinations: one row per tenant and URL, written when routes are applied. It holds what
+//! must outlive a route version: the signing secret and its rotation, per-destination
+//! delivery settings, and health (failing since, disabled and why).
+
+use serde::Serialize;
+
+use super::{Result, Store, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
+use crate::event::TenantId;
+
+/// A destination's settings, as a route document gives them.
+#[derive(Debug, Clone)]
+pub struct DestinationSettings {
+    pub url: String,
+    pub secret: String,
+    pub retry_schedule_ms: Option<Vec<u64>>,
+    pub timeout_ms: Option<u64>,
+    pub max_in_flight: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DestinationRow {
+    pub url: String,
+    #[serde(skip)]
+    pub secret: String,
+    #[serde(skip)]
+    pub previous_secret: Option<String>,
+    /// Until when the previous secret also signs (a rotation in progress).
+    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    pub previous_secret_until: Option<i64>,
+    #[serde(skip)]
+    pub retry_schedule: Option<String>,
+    pub timeout_ms: Option<i64>,
+    pub max_in_flight: Option<i64>,
+    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    pub failing_since: Option<i64>,
+    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    pub disabled_at: Option<i64>,
+    pub disabled_reason: Option<String>,
+    #[serde(serialize_with = "ms_as_rfc3339")]
+    pub updated_at: i64,
+}
+
+impl DestinationRow {
+    /// The destination's own retry schedule, in milliseconds.
+    pub fn schedule_ms(&self) -> Option<Vec<u64>> {
+        self.retry_schedule.as_deref().and_then(|s| serde_json::from_str(s).ok())
+    }
+
+    /// The previous secret, while its grace period lasts.
+    pub fn previous_secret_at(&self, now: i64) -> Option<&str> {
+        self.previous_secret.as_deref().filter(|_| self.previous_secret_until.is_some_and(|until| now < until))
+    }
+}
+
+const COLUMNS: &str = "url, secret, previous_secret, previous_secret_until, retry_schedule, timeout_ms, max_in_flight,
+    failing_since, disabled_at, disabled_reason, updated_at";
+
+impl Store {
+    /// Records the destinations of an applied route version. A changed secret starts a
+    /// rotation: the old one stays valid for `grace_ms`. Health is kept.
+    pub async fn upsert_destinations(
+        &self,
+        tenant: &TenantId,
+        list: &[DestinationSettings],
+        grace_ms: i64,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for d in list {
+            let schedule = d.retry_schedule_ms.as_ref().map(|s| serde_json::to_string(s).expect("numbers serialise"));
+            sqlx::query(
+                "INSERT INTO destinations (tenant_id, url, secret, retry_schedule, timeout_ms, max_in_flight, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (tenant_id, url) DO UPDATE SET
+                    previous_secret = CASE WHEN secret != excluded.secret THEN secret ELSE previous_secret END,
+                    previous_secret_until = CASE WHEN secret != excluded.secret THEN ? ELSE previous_secret_until END,
+                    secret = excluded.secret,
+                    retry_schedule = excluded.retry_schedule,
+                    timeout_ms = excluded.timeout_ms,
+                    max_in_flight = excluded.max_in_flight,
+                    updated_at = excluded.updated_at",
+            )
+            .bind(tenant)
+            .bind(&d.url)
+            .bind(&d.secret)
+            .bind(schedule)
+            .bind(d.timeout_ms.map(|t| t as i64))
+            .bind(d.max_in_flight.map(i64::from))
+            .bind(now)
+            .bind(now)
+            .bind(now + grace_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn destination(&self, tenant: &TenantId, url: &str) -> Result<Option<DestinationRow>> {
+        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM destinations WHERE tenant_id = ? AND url = ?"))
+            .bind(tenant)
+            .bind(url)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn list_destinations(&self, tenant: &TenantId) -> Result<Vec<DestinationRow>> {
+        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM destinations WHERE tenant_id = ? ORDER BY url"))
+            .bind(tenant)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// A success: the destination is healthy again.
+    pub async fn destination_recovered(&self, tenant: &TenantId, url: &str) -> Result<()> {
+        sqlx::query("UPDATE destinations SET failing_since = NULL WHERE tenant_id = ? AND url = ? AND failing_since IS NOT NULL")
+            .bind(tenant)
+            .bind(url)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A failure. Disables the destination when `disable` names a reason (410 Gone), or when
+    /// it has now been failing for `disable_after_ms`. Returns the reason if it was disabled.
+    pub async fn destination_failed(
+        &self,
+        tenant: &TenantId,
+        url: &str,
+        disable: Option<String>,
+        disable_after_ms: i64,
+        last_error: &str,
+    ) -> Result<Option<String>> {
+        let now = now_ms();
+        let since: Option<Option<i64>> = sqlx::query_scalar(
+            "UPDATE destinations SET failing_since = COALESCE(failing_since, ?)
+             WHERE tenant_id = ? AND url = ? AND disabled_at IS NULL RETURNING failing_since",
+        )
+        .bind(now)
+        .bind(tenant)
+        .bind(url)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(Some(since)) = since else { return Ok(None) };
+        let reason = disable.or_else(|| {
+            (now - since >= disable_after_ms).then(|| {
+                format!("failing without a success since {} (last: {last_error})", super::ms_to_rfc3339(since))
+            })
+        });
+        if let Some(reason) = &reason {
+            sqlx::query(
+                "UPDATE destinations SET disabled_at = ?, disabled_reason = ?, updated_at = ?
+                 WHERE tenant_id = ? AND url = ? AND disabled_at IS NULL",
+            )
+            .bind(now)
+            .bind(reason)
+            .bind(now)
+            .bind(tenant)
+            .bind(url)
+            .execute(&self.pool)
+            .await?;
+        }
+        Ok(reason)
+    }
+
+    /// Enables a disabled destination (and forgets its failures). False when there is none.
+    pub async fn enable_destination(&self, tenant: &TenantId, url: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE destinations SET disabled_at = NULL, disabled_reason = NULL, failing_since = NULL, updated_at = ?
+             WHERE tenant_id = ? AND url = ?",
+        )
+        .bind(now_ms())
+        .bind(tenant)
+        .bind(url)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
