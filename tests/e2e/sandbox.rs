@@ -315,10 +315,7 @@ async fn throughput_beside(hostile: &str) -> (f64, f64) {
     if hostile != "passthrough" {
         assert!(rx.on_path("/evil").is_empty());
     }
-    let failed = r.get("/v1/tenants/evil/events?status=processed&limit=1000").await["events"]
-        .as_array()
-        .unwrap()
-        .len();
+    let failed = r.get("/v1/tenants/evil/events?status=processed&limit=1000").await["events"].as_array().unwrap().len();
     assert!(failed > 0, "no hostile event ran during the measurement");
     r.stop().await;
     (alone, beside)

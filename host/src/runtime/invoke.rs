@@ -377,7 +377,10 @@ mod tests {
         let bad = |v| check_output(&input(), v, &l).unwrap_err();
         assert!(bad(wit::Verdict::Pass(out("{not json"))).contains("not valid JSON"));
         assert!(bad(wit::Verdict::Emit(vec![out("1"); 4])).contains("emitted 4 events; the limit (max_fanout) is 3"));
-        assert!(bad(wit::Verdict::Pass(out(&format!("\"{}\"", "x".repeat(80))))).contains("the limit (max_output_bytes) is 64"));
+        assert!(
+            bad(wit::Verdict::Pass(out(&format!("\"{}\"", "x".repeat(80)))))
+                .contains("the limit (max_output_bytes) is 64")
+        );
         let mut no_type = out("1");
         no_type.event_type = " ".into();
         assert!(bad(wit::Verdict::Pass(no_type)).contains("empty type"));

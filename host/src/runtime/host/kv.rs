@@ -14,7 +14,10 @@ impl PluginState {
         self.kv_ops += 1;
         if self.kv_ops > self.limits.max_kv_ops {
             self.kv_limit_hit = true;
-            wasmtime::bail!("kv operation limit exceeded: more than {} calls in one invocation", self.limits.max_kv_ops);
+            wasmtime::bail!(
+                "kv operation limit exceeded: more than {} calls in one invocation",
+                self.limits.max_kv_ops
+            );
         }
         Ok(())
     }
