@@ -78,6 +78,16 @@ impl InFlight {
         }
     }
 
+    /// Tenants that may not start another event now.
+    fn blocked(&mut self, config: &PipelineConfig, now: Instant) -> Vec<TenantId> {
+        let tenants: Vec<TenantId> = self.per_tenant.keys().chain(self.budgets.keys()).cloned().collect();
+        let mut blocked: Vec<TenantId> =
+            tenants.into_iter().filter(|t| self.count(t) >= self.cap(t, config, now)).collect();
+        blocked.sort();
+        blocked.dedup();
+        blocked
+    }
+
     /// Charges `failed` (time spent in failing plugin calls) to `tenant`'s budget.
     fn charge(&mut self, tenant: &TenantId, failed: Duration, config: &PipelineConfig, now: Instant) {
         if failed.is_zero() {
@@ -119,8 +129,11 @@ impl Pipeline {
         let mut tasks = tokio::task::JoinSet::new();
         loop {
             while tasks.try_join_next().is_some() {}
-            let skip: Vec<EventId> = in_flight.lock().expect("not poisoned").ids.iter().cloned().collect();
-            let batch = match self.store.pending_events(self.config.batch_size, &skip).await {
+            let (skip, blocked) = {
+                let mut in_flight = in_flight.lock().expect("not poisoned");
+                (in_flight.ids.iter().cloned().collect::<Vec<_>>(), in_flight.blocked(&self.config, Instant::now()))
+            };
+            let batch = match self.store.pending_events(self.config.batch_size, &skip, &blocked).await {
                 Ok(b) => b,
                 Err(e) => {
                     tracing::error!("loading pending events: {e}");
@@ -291,6 +304,7 @@ mod tests {
         // In debt (0.5 - 1.0 = -0.5 s): nothing, until 5 s at 0.1 s/s pay it back.
         f.charge(&evil, Duration::from_secs(1), &config, t0);
         assert_eq!(f.cap(&evil, &config, t0 + Duration::from_secs(4)), 0);
+        assert_eq!(f.blocked(&config, t0 + Duration::from_secs(4)), [evil.clone()], "left out of the next batch");
         assert_eq!(f.cap(&evil, &config, t0 + Duration::from_millis(5100)), 1);
         // Full again after 15 s: the normal cap, and the entry is gone.
         assert_eq!(f.cap(&evil, &config, t0 + Duration::from_secs(15)), 4);
