@@ -304,7 +304,11 @@ mod tests {
         // In debt (0.5 - 1.0 = -0.5 s): nothing, until 5 s at 0.1 s/s pay it back.
         f.charge(&evil, Duration::from_secs(1), &config, t0);
         assert_eq!(f.cap(&evil, &config, t0 + Duration::from_secs(4)), 0);
-        assert_eq!(f.blocked(&config, t0 + Duration::from_secs(4)), [evil.clone()], "left out of the next batch");
+        assert_eq!(
+            f.blocked(&config, t0 + Duration::from_secs(4)),
+            std::slice::from_ref(&evil),
+            "left out of the next batch"
+        );
         assert_eq!(f.cap(&evil, &config, t0 + Duration::from_millis(5100)), 1);
         // Full again after 15 s: the normal cap, and the entry is gone.
         assert_eq!(f.cap(&evil, &config, t0 + Duration::from_secs(15)), 4);
