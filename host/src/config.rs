@@ -506,10 +506,14 @@ mod tests {
         // Jail serialises environment changes between tests that use it.
         figment::Jail::expect_with(|jail| {
             jail.set_env("SWITCHYARD_DELIVERY__JITTER", "0.1");
+            jail.set_env("SWITCHYARD_DELIVERY__ALLOWED_CIDRS", "[\"127.0.0.1/32\"]");
+            jail.set_env("SWITCHYARD_DELIVERY__DISABLE_AFTER", "3days");
             jail.set_env("SWITCHYARD_LOG", "debug");
             jail.set_env("SWITCHYARD_CONFIG", "/nonexistent.toml");
             let c = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(c.delivery.jitter, 0.1);
+            assert_eq!(c.delivery.allowed_cidrs, vec!["127.0.0.1/32".parse::<ipnet::IpNet>().unwrap()]);
+            assert_eq!(c.delivery.disable_after, Duration::from_secs(3 * 86400));
             Ok(())
         });
     }

@@ -197,7 +197,15 @@ impl Pipeline {
         let mut failed = Duration::ZERO;
         if let Some(routes) = &routes {
             for route in routes.matching(&event.source, &event.event_type) {
-                let (result, mut queued) = self.run_route(route, &row.tenant_id, &event, &mut failed).await;
+                let (result, mut queued) = run_route_charging(
+                    &self.runtime,
+                    route,
+                    &row.tenant_id,
+                    &event,
+                    self.first_delivery_delay,
+                    &mut failed,
+                )
+                .await;
                 results.push(result);
                 deliveries.append(&mut queued);
             }
@@ -211,74 +219,88 @@ impl Pipeline {
         }
         failed
     }
+}
 
-    /// The plugin chain of one route, then one delivery per output and destination. A failure
-    /// anywhere in the chain fails the route for this event as a whole: no partial output.
-    /// The time of a failing call is added to `failed`.
-    async fn run_route(
-        &self,
-        route: &CompiledRoute,
-        tenant: &TenantId,
-        event: &Event,
-        failed: &mut Duration,
-    ) -> (RouteResult, Vec<NewDelivery>) {
-        let result = |outcome, detail: Option<String>, outputs: usize| RouteResult {
-            route: route.name.clone(),
-            outcome,
-            detail,
-            outputs: outputs as i64,
-        };
-        let mut current = vec![event.clone()];
-        let mut drop_reasons = Vec::new();
-        for step in &route.steps {
-            let mut next = Vec::new();
-            for ev in &current {
-                let started = Instant::now();
-                match self.runtime.invoke(&step.plugin, tenant, step.config.clone(), ev).await {
-                    Ok(inv) => match inv.verdict {
-                        Verdict::Drop(reason) => drop_reasons.push(format!("{}: {reason}", step.plugin.label)),
-                        Verdict::Continue(mut out) => next.append(&mut out),
-                    },
-                    Err(failure) => {
-                        *failed += started.elapsed();
-                        tracing::warn!(event = %event.id, route = %route.name, "plugin failed: {failure}");
-                        return (result(RouteOutcome::Failed, Some(failure.to_string()), 0), Vec::new());
-                    }
+/// The plugin chain of one route, then one delivery per output and destination. A failure
+/// anywhere in the chain fails the route for this event as a whole: no partial output. Also
+/// used to replay dead letters through the current chain.
+pub async fn run_route(
+    runtime: &Runtime,
+    route: &CompiledRoute,
+    tenant: &TenantId,
+    event: &Event,
+    first_delivery_delay: std::time::Duration,
+) -> (RouteResult, Vec<NewDelivery>) {
+    let mut failed = Duration::ZERO;
+    run_route_charging(runtime, route, tenant, event, first_delivery_delay, &mut failed).await
+}
+
+/// [`run_route`], adding the time of a failing plugin call to `failed` (the tenant's
+/// failure budget is charged with it).
+async fn run_route_charging(
+    runtime: &Runtime,
+    route: &CompiledRoute,
+    tenant: &TenantId,
+    event: &Event,
+    first_delivery_delay: std::time::Duration,
+    failed: &mut Duration,
+) -> (RouteResult, Vec<NewDelivery>) {
+    let result = |outcome, detail: Option<String>, outputs: usize| RouteResult {
+        route: route.name.clone(),
+        outcome,
+        detail,
+        outputs: outputs as i64,
+    };
+    let mut current = vec![event.clone()];
+    let mut drop_reasons = Vec::new();
+    for step in &route.steps {
+        let mut next = Vec::new();
+        for ev in &current {
+            let started = Instant::now();
+            match runtime.invoke(&step.plugin, tenant, step.config.clone(), ev).await {
+                Ok(inv) => match inv.verdict {
+                    Verdict::Drop(reason) => drop_reasons.push(format!("{}: {reason}", step.plugin.label)),
+                    Verdict::Continue(mut out) => next.append(&mut out),
+                },
+                Err(failure) => {
+                    *failed += started.elapsed();
+                    tracing::warn!(event = %event.id, route = %route.name, "plugin failed: {failure}");
+                    return (result(RouteOutcome::Failed, Some(failure.to_string()), 0), Vec::new());
                 }
             }
-            current = next;
-            if current.is_empty() {
-                break;
-            }
         }
+        current = next;
         if current.is_empty() {
-            return (result(RouteOutcome::Dropped, Some(drop_reasons.join("; ")), 0), Vec::new());
+            break;
         }
-        let not_before = crate::store::now_ms() + self.first_delivery_delay.as_millis() as i64;
-        let mut deliveries = Vec::with_capacity(current.len() * route.destinations.len());
-        for out in &current {
-            for dest in &route.destinations {
-                let body = match dest.format {
-                    BodyFormat::Data => out.data.clone().into_bytes(),
-                    BodyFormat::Cloudevents => serde_json::to_vec(&out.to_cloudevent()).expect("JSON values serialise"),
-                };
-                deliveries.push(NewDelivery {
-                    id: DeliveryId::generate(),
-                    tenant_id: tenant.clone(),
-                    event_id: event.id.clone(),
-                    route: route.name.clone(),
-                    url: dest.url.clone(),
-                    secret: dest.secret.clone(),
-                    event_type: out.event_type.clone(),
-                    content_type: dest.format.content_type().to_owned(),
-                    body,
-                    not_before,
-                });
-            }
-        }
-        let detail = (!drop_reasons.is_empty()).then(|| format!("some outputs dropped: {}", drop_reasons.join("; ")));
-        (result(RouteOutcome::Emitted, detail, current.len()), deliveries)
     }
+    if current.is_empty() {
+        return (result(RouteOutcome::Dropped, Some(drop_reasons.join("; ")), 0), Vec::new());
+    }
+    let not_before = crate::store::now_ms() + first_delivery_delay.as_millis() as i64;
+    let mut deliveries = Vec::with_capacity(current.len() * route.destinations.len());
+    for out in &current {
+        for dest in &route.destinations {
+            let body = match dest.format {
+                BodyFormat::Data => out.data.clone().into_bytes(),
+                BodyFormat::Cloudevents => serde_json::to_vec(&out.to_cloudevent()).expect("JSON values serialise"),
+            };
+            deliveries.push(NewDelivery {
+                id: DeliveryId::generate(),
+                tenant_id: tenant.clone(),
+                event_id: event.id.clone(),
+                route: route.name.clone(),
+                url: dest.url.clone(),
+                secret: dest.secret.clone(),
+                event_type: out.event_type.clone(),
+                content_type: dest.format.content_type().to_owned(),
+                body,
+                not_before,
+            });
+        }
+    }
+    let detail = (!drop_reasons.is_empty()).then(|| format!("some outputs dropped: {}", drop_reasons.join("; ")));
+    (result(RouteOutcome::Emitted, detail, current.len()), deliveries)
 }
 
 #[cfg(test)]

@@ -302,3 +302,52 @@ async fn internal_addresses_are_refused_unless_their_cidr_is_allowed() {
     }
     r.stop().await;
 }
+
+#[tokio::test]
+async fn replay_can_rerun_the_current_plugin_chain_instead_of_resending() {
+    let rx = Receiver::start().await;
+    rx.respond_with(&[500]);
+    let r = TestRouter::start().await;
+    r.tenant("acme").await;
+    r.source("acme", "calls", "call-tracking", None).await;
+    r.plugin("acme", "call-outcome-tagger").await;
+    let doc = |pipeline: Value| {
+        json!({"routes": [{"name": "calls", "pipeline": pipeline,
+            "destinations": [destination(&rx.url("hook"), json!({"retry_schedule": ["0s"]}))]}]})
+    };
+    r.routes("acme", doc(json!([{"plugin": "call-outcome-tagger"}]))).await;
+    r.send("acme", "calls", &fixture("call-tracking/call_outcome_tagged.json")).await;
+    let dead = until("dead", async || deliveries(&r, "dead").await.pop()).await;
+    assert_eq!(rx.deliveries()[0].json()["classification"], "won", "the first chain tagged it");
+
+    // The tenant fixes its routes (no tagger now) and replays through the current chain.
+    r.routes("acme", doc(json!([]))).await;
+    let rerun = r.ok(Method::POST, "/v1/tenants/acme/deliveries/replay", json!({"mode": "rerun"})).await;
+    assert_eq!((rerun["replayed"].as_u64(), rerun["queued"].as_u64()), (Some(1), Some(1)), "{rerun}");
+    assert_eq!(rerun["route_version"], 2);
+    let got = rx.wait_for("/hook", 2, WAIT).await;
+    assert!(got[1].json().get("classification").is_none(), "the current chain ran: {}", got[1].json());
+    assert_eq!(got[1].json()["outcome_type"], "booked");
+    assert_ne!(got[1].header("webhook-id"), dead["id"].as_str().unwrap(), "a new delivery, a new webhook id");
+
+    // The superseded dead letter stays for the record and is never replayed again.
+    let old = r.get(&format!("/v1/tenants/acme/deliveries/{}", dead["id"].as_str().unwrap())).await;
+    assert_eq!(old["status"], "dead");
+    assert!(old["superseded_at"].is_string(), "{old}");
+    let again = r.ok(Method::POST, "/v1/tenants/acme/deliveries/replay", json!({})).await;
+    assert_eq!(again["replayed"], 0);
+
+    // A dead letter whose route is gone is skipped with the reason.
+    rx.respond_with(&[500]);
+    r.send("acme", "calls", &fixture("call-tracking/call_ended.json")).await;
+    until("dead again", async || (deliveries(&r, "dead").await.len() == 2).then_some(())).await;
+    let other = json!({"routes": [{"name": "other", "destinations": [destination(&rx.url("other"), json!({}))]}]});
+    r.routes("acme", other).await;
+    let skipped = r.ok(Method::POST, "/v1/tenants/acme/deliveries/replay", json!({"mode": "rerun"})).await;
+    assert_eq!(skipped["replayed"], 0);
+    assert!(skipped["skipped"][0]["reason"].as_str().unwrap().contains("not in the live route version"), "{skipped}");
+    let (status, _) =
+        r.request(Method::POST, "/v1/tenants/acme/deliveries/replay", Some(json!({"mode": "again"}))).await;
+    assert_eq!(status.as_u16(), 422);
+    r.stop().await;
+}

@@ -177,3 +177,46 @@ async fn concurrent_copies_of_one_event_are_stored_once() {
     assert_eq!(r.event_count("acme").await, 1);
     r.stop().await;
 }
+
+#[tokio::test]
+async fn hostile_encodings_headers_and_clocks_get_clear_4xx_and_store_nothing() {
+    let r = router().await;
+    let now = chrono::Utc::now().timestamp();
+    let user = fixture("standard-webhooks/user_created.json");
+
+    // Invalid UTF-8 inside an otherwise well-formed envelope.
+    let mut bad_utf8 = br#"{"event":"call.ended","timestamp":"2026-03-25T18:35:00Z","data":{"name":""#.to_vec();
+    bad_utf8.extend([0xff, 0xfe, 0xc3]);
+    bad_utf8.extend(br#""}}"#);
+    refused(&r, "calls", &bad_utf8, &[], StatusCode::BAD_REQUEST, "not valid JSON").await;
+    // A signature timestamp from the future, beyond the tolerance, and one that is not a number.
+    let future = svix_headers(SECRET, "msg_f", now + 3600, &user);
+    refused(&r, "svix", &user, &future, StatusCode::UNAUTHORIZED, "tolerance").await;
+    let mut garbled = svix_headers(SECRET, "msg_g", now, &user);
+    garbled[1].1 = "soon".into();
+    refused(&r, "svix", &user, &garbled, StatusCode::UNAUTHORIZED, "timestamp").await;
+
+    // Huge or too many headers: 431 from the HTTP layer before any handler runs.
+    let huge = r
+        .http
+        .post(format!("{}/v1/ingest/acme/calls", r.base))
+        .header("content-type", "application/json")
+        .header("x-padding", "x".repeat(512 * 1024))
+        .body(fixture("call-tracking/call_ended.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let mut req = r.http.post(format!("{}/v1/ingest/acme/calls", r.base)).header("content-type", "application/json");
+    for i in 0..500 {
+        req = req.header(format!("x-h{i}"), "v");
+    }
+    let many = req.body(fixture("call-tracking/call_ended.json")).send().await.unwrap();
+    assert_eq!(many.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+
+    assert_eq!(r.event_count("acme").await, 0);
+    // And the router is still fine.
+    r.send("acme", "calls", &fixture("call-tracking/call_ended.json")).await;
+    assert_eq!(r.event_count("acme").await, 1);
+    r.stop().await;
+}

@@ -53,7 +53,9 @@ async fn acknowledged_events_survive_sigkill() {
 
     // Phase 2: the receiver accepts; the router restarts on the same data directory.
     rx.clear_script();
+    let restarted = std::time::Instant::now();
     let p = Process::start(dir.path(), &[]).await;
+    let healthy = restarted.elapsed();
     let deadline = tokio::time::Instant::now() + WAIT * 2;
     loop {
         let ok: BTreeSet<i64> = rx
@@ -65,6 +67,11 @@ async fn acknowledged_events_survive_sigkill() {
             })
             .collect();
         if ok == acked {
+            println!(
+                "recovery after SIGKILL: healthy in {:?}, every acknowledged event delivered {:?} after restart",
+                healthy,
+                restarted.elapsed()
+            );
             break;
         }
         assert!(
@@ -127,11 +134,18 @@ async fn repeated_sigkills_under_load_lose_nothing_acknowledged() {
     }
     assert!(acked.len() >= 10, "the load actually ran: {} acknowledged", acked.len());
 
+    let restarted = std::time::Instant::now();
     let p = Process::start(dir.path(), &[]).await;
+    let healthy = restarted.elapsed();
     let deadline = tokio::time::Instant::now() + WAIT * 2;
     loop {
         let delivered: BTreeSet<i64> = rx.accepted().iter().map(|d| d.json()["id"].as_i64().unwrap()).collect();
         if acked.is_subset(&delivered) {
+            println!(
+                "recovery after 3 SIGKILLs under load: healthy in {:?}, every acknowledged event delivered {:?} after restart",
+                healthy,
+                restarted.elapsed()
+            );
             break;
         }
         let missing: Vec<_> = acked.difference(&delivered).take(10).collect();

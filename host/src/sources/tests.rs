@@ -161,8 +161,13 @@ mod properties {
         proptest::collection::btree_map(key, scalar, 0..10).prop_map(|m| serde_json::to_vec(&m).unwrap())
     }
 
+    fn fuzz_cases() -> u32 {
+        std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512)
+    }
+
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
+        // 512 cases per property in CI; `PROPTEST_CASES=100000 cargo test --lib sources` runs longer.
+        #![proptest_config(ProptestConfig::with_cases(fuzz_cases()))]
 
         #[test]
         fn adapters_never_panic_on_bytes(body in proptest::collection::vec(any::<u8>(), 0..512), f in 0..5usize) {

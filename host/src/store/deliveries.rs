@@ -50,6 +50,9 @@ pub struct DeliveryRow {
     pub next_attempt_at: Option<i64>,
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
+    /// Replayed by re-running the plugin chain: the new deliveries replace this one.
+    #[serde(serialize_with = "opt_ms_as_rfc3339", skip_serializing_if = "Option::is_none")]
+    pub superseded_at: Option<i64>,
     #[serde(serialize_with = "ms_as_rfc3339")]
     pub created_at: i64,
     #[serde(serialize_with = "ms_as_rfc3339")]
@@ -114,7 +117,7 @@ pub struct AttemptRecord {
 
 const ROW: &str = "id, event_id, route, url, event_type, status, attempts,
     CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at,
-    last_status, last_error, created_at, updated_at";
+    last_status, last_error, superseded_at, created_at, updated_at";
 
 pub(super) async fn insert_delivery(tx: &mut Transaction<'_, Sqlite>, d: &NewDelivery, now: i64) -> Result<()> {
     sqlx::query(
@@ -297,8 +300,8 @@ impl Store {
         let now = now_ms();
         let done = sqlx::query(
             "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = ?, lease_until = NULL, updated_at = ?
-             WHERE tenant_id = ? AND status = 'dead' AND (? IS NULL OR route = ?) AND (? IS NULL OR url = ?)
-               AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?)",
+             WHERE tenant_id = ? AND status = 'dead' AND superseded_at IS NULL AND (? IS NULL OR route = ?)
+               AND (? IS NULL OR url = ?) AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?)",
         )
         .bind(now)
         .bind(now)
@@ -314,6 +317,51 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
+    }
+
+    /// The dead letters matching `filter`, for a replay that re-runs the plugin chain:
+    /// `(delivery, event, route, url)`.
+    pub async fn dead_letters(
+        &self,
+        tenant: &TenantId,
+        filter: &DeadFilter,
+    ) -> Result<Vec<(DeliveryId, EventId, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, event_id, route, url FROM deliveries
+             WHERE tenant_id = ? AND status = 'dead' AND superseded_at IS NULL AND (? IS NULL OR route = ?)
+               AND (? IS NULL OR url = ?) AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?)
+             ORDER BY created_at",
+        )
+        .bind(tenant)
+        .bind(&filter.route)
+        .bind(&filter.route)
+        .bind(&filter.url)
+        .bind(&filter.url)
+        .bind(filter.since)
+        .bind(filter.since)
+        .bind(filter.until)
+        .bind(filter.until)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Marks dead letters superseded and queues their replacements, in one transaction.
+    pub async fn supersede(&self, old: &[DeliveryId], new: &[NewDelivery]) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        for id in old {
+            sqlx::query("UPDATE deliveries SET superseded_at = ?, updated_at = ? WHERE id = ? AND status = 'dead'")
+                .bind(now)
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for d in new {
+            insert_delivery(&mut tx, d, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Drops every lease. Only for start-up of the single-process (SQLite) router: nobody

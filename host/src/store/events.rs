@@ -230,15 +230,18 @@ impl Store {
         .await?)
     }
 
-    pub async fn event_detail(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventDetail>> {
-        let row: Option<EventRow> = sqlx::query_as(&format!(
+    pub async fn event_row(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventRow>> {
+        Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM events e JOIN tenants t ON t.id = e.tenant_id WHERE e.tenant_id = ? AND e.id = ?"
         ))
         .bind(tenant)
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?;
-        let Some(event) = row else { return Ok(None) };
+        .await?)
+    }
+
+    pub async fn event_detail(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventDetail>> {
+        let Some(event) = self.event_row(tenant, id).await? else { return Ok(None) };
         let routes = sqlx::query_as(
             "SELECT route, outcome, detail, outputs FROM route_results WHERE event_id = ? ORDER BY route",
         )
