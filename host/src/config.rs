@@ -68,6 +68,34 @@ pub struct TenantOverride {
     pub ingest_rate: Option<f64>,
     pub ingest_burst: Option<u32>,
     pub grants: Option<Vec<Capability>>,
+    /// Sandbox limits for this tenant's plugins, each replacing the `[plugins]` value.
+    pub plugins: PluginLimitsOverride,
+}
+
+/// Per-tenant replacements for the per-invocation limits of `[plugins]`. The memory cap can
+/// only be lowered: the engine's pooling allocator reserves `plugins.max_memory_bytes` per slot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginLimitsOverride {
+    #[serde(with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    pub max_memory_bytes: Option<usize>,
+    pub max_output_bytes: Option<usize>,
+    pub max_fanout: Option<usize>,
+    pub max_kv_ops: Option<usize>,
+}
+
+impl PluginLimitsOverride {
+    fn apply(&self, base: &PluginLimits) -> PluginLimits {
+        PluginLimits {
+            timeout: self.timeout.unwrap_or(base.timeout),
+            max_memory_bytes: self.max_memory_bytes.unwrap_or(base.max_memory_bytes),
+            max_output_bytes: self.max_output_bytes.unwrap_or(base.max_output_bytes),
+            max_fanout: self.max_fanout.unwrap_or(base.max_fanout),
+            max_kv_ops: self.max_kv_ops.unwrap_or(base.max_kv_ops),
+            ..base.clone()
+        }
+    }
 }
 
 /// A host interface of the `switchyard:plugin` world that is granted per tenant. WASI
@@ -158,6 +186,8 @@ pub struct PluginLimits {
     pub max_upload_bytes: usize,
     /// Largest kv key and value a plugin may write.
     pub max_kv_value_bytes: usize,
+    /// kv calls (get, set, delete together) one `handle` call may make; the next one traps.
+    pub max_kv_ops: usize,
     /// Instances the pooling allocator keeps slots for (bounds concurrent invocations).
     pub max_instances: u32,
     /// Epoch tick: how often running plugins are checked against their deadline.
@@ -174,6 +204,14 @@ pub struct PipelineConfig {
     /// Events of one tenant processed at the same time: a tenant whose plugins are slow (or
     /// hostile) cannot occupy every worker. At most `concurrency`.
     pub max_in_flight_per_tenant: usize,
+    /// Share of one worker's time a tenant may spend in plugin calls that fail (timeouts,
+    /// traps, limit hits): 0.1 is 100 ms per second. A tenant that has spent its budget runs
+    /// one event at a time while it earns it back, and none while it is in debt. Well-behaved
+    /// tenants never touch it; it is what keeps a hostile plugin's CPU and I/O away from them.
+    pub failure_time_share: f64,
+    /// Failing plugin time a tenant may spend at once before `failure_time_share` applies.
+    #[serde(with = "humantime_serde")]
+    pub failure_time_burst: Duration,
     /// Events claimed from the store per batch.
     pub batch_size: u32,
     /// Fallback poll interval when no wake-up arrives.
@@ -257,6 +295,7 @@ impl Default for PluginLimits {
             max_fanout: 100,
             max_upload_bytes: 20 * 1024 * 1024,
             max_kv_value_bytes: 64 * 1024,
+            max_kv_ops: 100,
             max_instances: 256,
             epoch_tick: Duration::from_millis(5),
         }
@@ -265,7 +304,14 @@ impl Default for PluginLimits {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { concurrency: 8, max_in_flight_per_tenant: 4, batch_size: 64, poll_interval: Duration::from_secs(1) }
+        Self {
+            concurrency: 8,
+            max_in_flight_per_tenant: 4,
+            failure_time_share: 0.1,
+            failure_time_burst: Duration::from_secs(1),
+            batch_size: 64,
+            poll_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -334,6 +380,15 @@ impl Config {
         }
     }
 
+    /// The sandbox limits for plugins of the tenant named `tenant`: `[plugins]` with its
+    /// `[tenants.<name>.plugins]` overrides applied.
+    pub fn plugin_limits(&self, tenant: &str) -> PluginLimits {
+        match self.tenants.get(tenant) {
+            Some(o) => o.plugins.apply(&self.plugins),
+            None => self.plugins.clone(),
+        }
+    }
+
     /// Defaults, then `file` (if given), then `SWITCHYARD_*` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -359,23 +414,37 @@ impl Config {
             return bad("ingest.max_body_bytes must be > 0");
         }
         let p = &self.plugins;
-        if p.timeout.is_zero() || p.epoch_tick.is_zero() {
-            return bad("plugins.timeout and plugins.epoch_tick must be > 0");
+        if p.epoch_tick.is_zero() || p.max_instances == 0 {
+            return bad("plugins.epoch_tick and plugins.max_instances must be > 0");
         }
-        if p.epoch_tick > p.timeout {
-            return bad("plugins.epoch_tick must not exceed plugins.timeout");
-        }
-        if p.max_memory_bytes < 1024 * 1024 {
-            return bad("plugins.max_memory_bytes must be at least 1 MiB");
-        }
-        if p.max_fanout == 0 || p.max_output_bytes == 0 || p.max_instances == 0 {
-            return bad("plugins.max_fanout, max_output_bytes and max_instances must be > 0");
+        let limits = std::iter::once(("plugins".to_owned(), p.clone()))
+            .chain(self.tenants.keys().map(|n| (format!("tenants.{n}.plugins"), self.plugin_limits(n))));
+        for (name, l) in limits {
+            let bad = |m: &str| Err(ConfigError::Invalid(format!("{name}.{m}")));
+            if l.timeout.is_zero() || l.timeout < p.epoch_tick {
+                return bad("timeout must be > 0 and at least plugins.epoch_tick");
+            }
+            if l.max_memory_bytes < 1024 * 1024 {
+                return bad("max_memory_bytes must be at least 1 MiB");
+            }
+            if l.max_memory_bytes > p.max_memory_bytes {
+                return bad(
+                    "max_memory_bytes must not exceed plugins.max_memory_bytes (the engine's pooling allocator reserves that much per instance, and no more)",
+                );
+            }
+            if l.max_fanout == 0 || l.max_output_bytes == 0 || l.max_kv_ops == 0 {
+                return bad("max_fanout, max_output_bytes and max_kv_ops must be > 0");
+            }
         }
         if self.pipeline.concurrency == 0 || self.pipeline.batch_size == 0 {
             return bad("pipeline.concurrency and pipeline.batch_size must be > 0");
         }
         if !(1..=self.pipeline.concurrency).contains(&self.pipeline.max_in_flight_per_tenant) {
             return bad("pipeline.max_in_flight_per_tenant must be between 1 and pipeline.concurrency");
+        }
+        let share = self.pipeline.failure_time_share;
+        if !(share > 0.0 && share.is_finite()) || self.pipeline.failure_time_burst.is_zero() {
+            return bad("pipeline.failure_time_share and pipeline.failure_time_burst must be > 0");
         }
         let d = &self.delivery;
         if d.retry_schedule.is_empty() {
@@ -464,6 +533,46 @@ mod tests {
             assert_eq!(c.policy("other"), c.tenant_defaults);
             Ok(())
         });
+    }
+
+    #[test]
+    fn tenant_plugin_limits_override_only_the_fields_they_name() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "p.toml",
+                "[plugins]\ntimeout = \"2s\"\nmax_kv_ops = 50\n\
+                 [tenants.acme]\nmax_routes = 2\n\
+                 [tenants.acme.plugins]\ntimeout = \"250ms\"\nmax_memory_bytes = 8388608\nmax_fanout = 5\n",
+            )?;
+            jail.set_env("SWITCHYARD_TENANTS__GLOBEX__PLUGINS__MAX_KV_OPS", "7");
+            let c = Config::load(Some(Path::new("p.toml"))).map_err(|e| e.to_string())?;
+            let acme = c.plugin_limits("acme");
+            assert_eq!(acme.timeout, Duration::from_millis(250));
+            assert_eq!((acme.max_memory_bytes, acme.max_fanout), (8 * 1024 * 1024, 5));
+            assert_eq!((acme.max_kv_ops, acme.max_output_bytes), (50, c.plugins.max_output_bytes), "inherited");
+            assert_eq!(c.policy("acme").max_routes, 2, "the policy part still applies");
+            let globex = c.plugin_limits("globex");
+            assert_eq!((globex.max_kv_ops, globex.timeout), (7, Duration::from_secs(2)));
+            assert_eq!(c.plugin_limits("other").max_kv_ops, 50);
+
+            jail.create_file("big.toml", "[tenants.acme.plugins]\nmax_memory_bytes = 1073741824\n")?;
+            let err = Config::load(Some(Path::new("big.toml"))).unwrap_err().to_string();
+            assert!(err.contains("tenants.acme.plugins.max_memory_bytes must not exceed"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn invalid_tenant_plugin_limits_are_refused() {
+        let mut c = Config::default();
+        let acme = c.tenants.entry("acme".into()).or_default();
+        acme.plugins.max_kv_ops = Some(0);
+        assert!(c.validate().unwrap_err().to_string().contains("tenants.acme.plugins.max_fanout"));
+        let acme = c.tenants.get_mut("acme").unwrap();
+        acme.plugins = PluginLimitsOverride { timeout: Some(Duration::from_millis(1)), ..Default::default() };
+        assert!(c.validate().unwrap_err().to_string().contains("timeout"));
+        c.tenants.get_mut("acme").unwrap().plugins.timeout = Some(Duration::from_millis(100));
+        c.validate().unwrap();
     }
 
     #[test]

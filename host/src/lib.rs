@@ -80,7 +80,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if released > 0 {
         tracing::info!(released, "resuming deliveries interrupted by the last stop");
     }
-    let runtime = Arc::new(Runtime::new(&config.plugins, &config.data_dir.join("artifacts"), store.clone())?);
+    let runtime = Arc::new(
+        Runtime::new(&config.plugins, &config.data_dir.join("artifacts"), store.clone())?
+            .with_tenant_limits(config.tenants.keys().map(|name| (name.clone(), config.plugin_limits(name)))),
+    );
     let routes = Arc::new(RouteTable::default());
     routes::load_all(&store, &runtime, &routes).await?;
     let admin_token = admin_token(&config)?;

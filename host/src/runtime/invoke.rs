@@ -46,6 +46,8 @@ pub enum PluginFailure {
     Timeout { plugin: String, limit: Duration },
     #[error("{plugin}: memory limit exceeded ({limit} bytes)")]
     MemoryLimit { plugin: String, limit: usize },
+    #[error("{plugin}: kv operation limit exceeded ({limit} calls per event)")]
+    KvLimit { plugin: String, limit: usize },
     #[error("{plugin}: trapped: {message}")]
     Trap { plugin: String, message: String },
     #[error("{plugin}: returned error ({kind}): {message}")]
@@ -61,6 +63,20 @@ pub enum PluginFailure {
 const HOST_GRACE: Duration = Duration::from_millis(250);
 /// Bytes of guest stderr kept: a panic message, not a flood.
 const STDERR_BYTES: usize = 4096;
+/// Allowance per output event, in the copy-out budget, for what `max_output_bytes` does not
+/// count: id, tenant, source, time, subject and the attribute list itself.
+const EVENT_OVERHEAD_BYTES: usize = 4096;
+
+/// How many bytes the host may allocate to copy one value out of the sandbox (wasmtime's
+/// "hostcall fuel": checked while lifting, before allocating). It bounds the result of
+/// `handle` by what the output limits could ever accept, so a plugin that returns a million
+/// events is refused after the list's length is read, not after a million events were
+/// copied into host memory. The same budget applies to each host call's arguments.
+fn copy_out_budget(limits: &crate::config::PluginLimits) -> usize {
+    let per_event = std::mem::size_of::<wit::Event>() + EVENT_OVERHEAD_BYTES;
+    let output = limits.max_fanout.saturating_mul(per_event).saturating_add(limits.max_output_bytes);
+    output.max(limits.max_kv_value_bytes.saturating_add(64 * 1024))
+}
 
 impl Runtime {
     /// Runs `plugin` on `event` with the configured limits. Never panics and never fails the
@@ -102,7 +118,7 @@ impl Runtime {
         event: &Event,
         dry_run: bool,
     ) -> Trace {
-        let limits = self.limits.clone();
+        let limits = self.limits_for(&event.tenant);
         let started = Instant::now();
         let stderr = MemoryOutputPipe::new(STDERR_BYTES);
         let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
@@ -120,10 +136,13 @@ impl Runtime {
             limits: limits.clone(),
             logs: Vec::new(),
             log_bytes: 0,
+            kv_ops: 0,
+            kv_limit_hit: false,
             kv_overlay: dry_run.then(Default::default),
         };
         let mut store = WasmStore::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
+        store.set_hostcall_fuel(copy_out_budget(&limits));
         // Check the clock every epoch tick; yield to tokio in between so a spinning plugin
         // shares the thread instead of owning it.
         store.set_epoch_deadline(1);
@@ -162,7 +181,7 @@ impl Runtime {
             Err(CallError::Instantiate(e)) => {
                 Err(PluginFailure::Instantiate { plugin: label.clone(), message: format!("{e:#}") })
             }
-            Err(CallError::Trap(e)) => Err(classify_trap(&label, &e, state, limits.timeout)),
+            Err(CallError::Trap(e)) => Err(classify_trap(&label, &e, state, &limits)),
             Err(CallError::Abandoned) => Err(PluginFailure::Timeout { plugin: label, limit: limits.timeout }),
         };
         Trace {
@@ -182,13 +201,33 @@ enum CallError {
     Abandoned,
 }
 
-fn classify_trap(plugin: &str, e: &wasmtime::Error, state: &PluginState, timeout: Duration) -> PluginFailure {
+fn classify_trap(
+    plugin: &str,
+    e: &wasmtime::Error,
+    state: &PluginState,
+    limits: &crate::config::PluginLimits,
+) -> PluginFailure {
     let plugin = plugin.to_owned();
     if state.memory.exceeded {
         return PluginFailure::MemoryLimit { plugin, limit: state.memory.max_bytes };
     }
+    if state.kv_limit_hit {
+        return PluginFailure::KvLimit { plugin, limit: limits.max_kv_ops };
+    }
     if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-        return PluginFailure::Timeout { plugin, limit: timeout };
+        return PluginFailure::Timeout { plugin, limit: limits.timeout };
+    }
+    // wasmtime's error type for an exhausted copy-out budget is private; its message is not.
+    if format!("{e:#}").contains("fuel allocated for hostcalls has been exhausted") {
+        return PluginFailure::InvalidOutput {
+            plugin,
+            message: format!(
+                "more than {} bytes to copy out of the sandbox; refused before copying (the budget follows max_fanout {} and max_output_bytes {})",
+                copy_out_budget(limits),
+                limits.max_fanout,
+                limits.max_output_bytes
+            ),
+        };
     }
     let mut message = match e.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
@@ -237,14 +276,14 @@ fn check_output(input: &Event, verdict: wit::Verdict, limits: &crate::config::Pl
         wit::Verdict::Emit(evs) => (evs, false),
     };
     if events.len() > limits.max_fanout {
-        return Err(format!("emitted {} events; the limit is {}", events.len(), limits.max_fanout));
+        return Err(format!("emitted {} events; the limit (max_fanout) is {}", events.len(), limits.max_fanout));
     }
     let size: usize = events
         .iter()
         .map(|e| e.data.len() + e.event_type.len() + e.attributes.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>())
         .sum();
     if size > limits.max_output_bytes {
-        return Err(format!("output is {size} bytes; the limit is {}", limits.max_output_bytes));
+        return Err(format!("output is {size} bytes; the limit (max_output_bytes) is {}", limits.max_output_bytes));
     }
     let mut out = Vec::with_capacity(events.len());
     for (i, e) in events.into_iter().enumerate() {
@@ -337,8 +376,11 @@ mod tests {
         let l = limits();
         let bad = |v| check_output(&input(), v, &l).unwrap_err();
         assert!(bad(wit::Verdict::Pass(out("{not json"))).contains("not valid JSON"));
-        assert!(bad(wit::Verdict::Emit(vec![out("1"); 4])).contains("emitted 4 events; the limit is 3"));
-        assert!(bad(wit::Verdict::Pass(out(&format!("\"{}\"", "x".repeat(80))))).contains("the limit is 64"));
+        assert!(bad(wit::Verdict::Emit(vec![out("1"); 4])).contains("emitted 4 events; the limit (max_fanout) is 3"));
+        assert!(
+            bad(wit::Verdict::Pass(out(&format!("\"{}\"", "x".repeat(80)))))
+                .contains("the limit (max_output_bytes) is 64")
+        );
         let mut no_type = out("1");
         no_type.event_type = " ".into();
         assert!(bad(wit::Verdict::Pass(no_type)).contains("empty type"));

@@ -95,6 +95,8 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<PluginState>,
     limits: Arc<PluginLimits>,
+    /// Tenants (by name) whose configuration overrides some of `limits`.
+    tenant_limits: HashMap<String, Arc<PluginLimits>>,
     artifacts: PathBuf,
     /// Engine compatibility, part of artifact file names: a wasmtime upgrade or config change
     /// misses the cache instead of loading an incompatible artifact.
@@ -149,12 +151,25 @@ impl Runtime {
             engine,
             linker,
             limits: Arc::new(limits.clone()),
+            tenant_limits: HashMap::new(),
             artifacts: artifacts.to_owned(),
             engine_hash,
             store,
             loaded: Mutex::new(HashMap::new()),
             ticker_stop,
         })
+    }
+
+    /// Per-tenant sandbox limits (see `Config::plugin_limits`), by tenant name. Each memory
+    /// cap must be at most the engine's (`Config::validate` checks this).
+    pub fn with_tenant_limits(mut self, limits: impl IntoIterator<Item = (String, PluginLimits)>) -> Self {
+        self.tenant_limits = limits.into_iter().map(|(name, l)| (name, Arc::new(l))).collect();
+        self
+    }
+
+    /// The limits a call of `tenant`'s plugins runs under.
+    fn limits_for(&self, tenant: &str) -> Arc<PluginLimits> {
+        self.tenant_limits.get(tenant).unwrap_or(&self.limits).clone()
     }
 
     /// Compiles and checks an uploaded component: it must be a component, import nothing

@@ -39,6 +39,10 @@ pub struct PluginState {
     pub(super) limits: Arc<PluginLimits>,
     pub(super) logs: Vec<LogLine>,
     pub(super) log_bytes: usize,
+    /// kv calls made so far in this call, against `limits.max_kv_ops`.
+    pub(super) kv_ops: usize,
+    /// Set when `kv_ops` went over the limit, so the trap is reported as that limit.
+    pub(super) kv_limit_hit: bool,
     /// Dry runs only: kv writes land here (None = deleted) instead of in the store.
     pub(super) kv_overlay: Option<HashMap<String, Option<String>>>,
 }

@@ -151,17 +151,28 @@ impl Store {
     /// Pending events, excluding ids the caller is already processing, interleaved across
     /// tenants: every tenant's oldest first, then every tenant's second oldest, and so on. A
     /// tenant with a backlog therefore cannot push other tenants' events out of the batch.
-    pub async fn pending_events(&self, limit: u32, skip: &[EventId]) -> Result<Vec<EventRow>> {
+    pub async fn pending_events(
+        &self,
+        limit: u32,
+        skip: &[EventId],
+        skip_tenants: &[TenantId],
+    ) -> Result<Vec<EventRow>> {
         // SQLite has no array binds; the in-flight set is small, so a JSON array is simplest.
         let skip = serde_json::to_string(skip).expect("ids serialise");
+        // Tenants that could not start an event anyway (at their cap, or throttled with a
+        // backlog): leaving them out keeps the numbering and sorting below from growing with
+        // a stalled tenant's queue.
+        let skip_tenants = serde_json::to_string(skip_tenants).expect("ids serialise");
         Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM (
                  SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY received_at, id) AS turn
                  FROM events WHERE status = 'pending' AND id NOT IN (SELECT value FROM json_each(?))
+                     AND tenant_id NOT IN (SELECT value FROM json_each(?))
              ) e JOIN tenants t ON t.id = e.tenant_id
              ORDER BY e.turn, e.received_at LIMIT ?"
         ))
         .bind(skip)
+        .bind(skip_tenants)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)

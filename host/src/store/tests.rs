@@ -58,10 +58,11 @@ async fn events_are_stored_once_per_upstream_id() {
     s.complete_event(&b2.id, None, &[], &[]).await.unwrap();
     assert_eq!(s.count_events("pending").await.unwrap(), 1);
 
-    let pending = s.pending_events(10, &[]).await.unwrap();
+    let pending = s.pending_events(10, &[], &[]).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].to_event().tenant, "acme");
-    assert!(s.pending_events(10, std::slice::from_ref(&first.id)).await.unwrap().is_empty());
+    assert!(s.pending_events(10, std::slice::from_ref(&first.id), &[]).await.unwrap().is_empty());
+    assert!(s.pending_events(10, &[], std::slice::from_ref(&pending[0].tenant_id)).await.unwrap().is_empty());
 }
 
 #[tokio::test]

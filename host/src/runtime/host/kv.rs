@@ -7,6 +7,21 @@ use crate::runtime::state::PluginState;
 const MAX_KEY_BYTES: usize = 512;
 
 impl PluginState {
+    /// Counts one kv call. Over `max_kv_ops` the call traps: a plugin looping on the store
+    /// would otherwise spend the whole deadline in host I/O (and, for writes, in the
+    /// database's single write lock that every tenant shares).
+    fn count_kv_op(&mut self) -> wasmtime::Result<()> {
+        self.kv_ops += 1;
+        if self.kv_ops > self.limits.max_kv_ops {
+            self.kv_limit_hit = true;
+            wasmtime::bail!(
+                "kv operation limit exceeded: more than {} calls in one invocation",
+                self.limits.max_kv_ops
+            );
+        }
+        Ok(())
+    }
+
     fn check_key(&self, key: &str) -> Result<(), String> {
         if key.is_empty() || key.len() > MAX_KEY_BYTES {
             return Err(format!("kv key must be 1..={MAX_KEY_BYTES} bytes"));
@@ -17,6 +32,7 @@ impl PluginState {
 
 impl Host for PluginState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        self.count_kv_op()?;
         if self.check_key(&key).is_err() {
             return Ok(None);
         }
@@ -29,6 +45,7 @@ impl Host for PluginState {
     }
 
     async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), String>> {
+        self.count_kv_op()?;
         if let Err(e) = self.check_key(&key) {
             return Ok(Err(e));
         }
@@ -47,6 +64,7 @@ impl Host for PluginState {
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {
+        self.count_kv_op()?;
         if let Err(e) = self.check_key(&key) {
             return Ok(Err(e));
         }
