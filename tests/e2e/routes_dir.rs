@@ -71,8 +71,16 @@ async fn files_are_applied_on_change_and_invalid_ones_leave_the_live_version() {
         rx.url("three"),
         crate::support::SECRET
     );
-    std::fs::write(dir.path().join("acme.toml"), toml).unwrap();
+    std::fs::write(dir.path().join("acme.toml"), &toml).unwrap();
     assert_eq!(live_version(&r.base, "acme", |v| v == Some(3)).await, Some(3));
+
+    // The API changes the routes; the file is removed, then put back unchanged: it applies again.
+    r.routes("acme", json!({"routes": [route("all", "crm", &[], &[], &rx.url("api"))]})).await;
+    std::fs::remove_file(dir.path().join("acme.toml")).unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(r.get("/v1/tenants/acme/routes").await["version"], 4, "removing a file changes nothing");
+    std::fs::write(dir.path().join("acme.toml"), &toml).unwrap();
+    assert_eq!(live_version(&r.base, "acme", |v| v == Some(5)).await, Some(5));
     r.stop().await;
 }
 

@@ -90,6 +90,8 @@ impl RoutesDir {
         let mut paths: Vec<PathBuf> =
             entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| is_route_file(p)).collect();
         paths.sort();
+        // A file that was removed and comes back is new again, even with the same content.
+        seen.retain(|p, _| paths.contains(p));
         for path in paths {
             let Ok(bytes) = std::fs::read(&path) else { continue };
             let digest: [u8; 32] = Sha256::digest(&bytes).into();
