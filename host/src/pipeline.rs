@@ -258,10 +258,8 @@ async fn run_route_charging(
         for ev in &current {
             let started = Instant::now();
             match runtime.invoke(&step.plugin, tenant, step.config.clone(), ev).await {
-                Ok(inv) => match inv.verdict {
-                    Verdict::Drop(reason) => drop_reasons.push(format!("{}: {reason}", step.plugin.label)),
-                    Verdict::Continue(mut out) => next.append(&mut out),
-                },
+                Ok(Verdict::Drop(reason)) => drop_reasons.push(format!("{}: {reason}", step.plugin.label)),
+                Ok(Verdict::Continue(mut out)) => next.append(&mut out),
                 Err(failure) => {
                     *failed += started.elapsed();
                     tracing::warn!(event = %event.id, route = %route.name, "plugin failed: {failure}");

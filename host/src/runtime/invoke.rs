@@ -21,16 +21,8 @@ pub enum Verdict {
     Continue(Vec<Event>),
 }
 
-/// A successful call.
-#[derive(Debug)]
-pub struct Invocation {
-    pub verdict: Verdict,
-    pub logs: Vec<LogLine>,
-    pub elapsed: Duration,
-    pub peak_memory_bytes: usize,
-}
-
-/// Everything one call did, whether it succeeded or not (for dry runs).
+/// Everything one call did, whether it succeeded or not: the pipeline needs only the
+/// result, dry runs show the rest.
 #[derive(Debug)]
 pub struct Trace {
     pub result: Result<Verdict, PluginFailure>,
@@ -87,14 +79,8 @@ impl Runtime {
         tenant_id: &TenantId,
         config: Arc<PluginConfig>,
         event: &Event,
-    ) -> Result<Invocation, PluginFailure> {
-        let trace = self.call(plugin, tenant_id, config, event, false).await;
-        trace.result.map(|verdict| Invocation {
-            verdict,
-            logs: trace.logs,
-            elapsed: trace.elapsed,
-            peak_memory_bytes: trace.peak_memory_bytes,
-        })
+    ) -> Result<Verdict, PluginFailure> {
+        self.call(plugin, tenant_id, config, event, false).await.result
     }
 
     /// Runs `plugin` like [`Runtime::invoke`], but its kv writes stay in a scratch overlay

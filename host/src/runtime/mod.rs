@@ -25,7 +25,7 @@ use crate::config::{Capability, PluginLimits};
 use crate::event::PluginId;
 use crate::store::{PluginVersion, Store};
 
-pub use invoke::{Invocation, PluginFailure, Trace, Verdict};
+pub use invoke::{PluginFailure, Trace, Verdict};
 pub use state::{LogLine, PluginConfig, PluginState};
 
 /// Why a component could not be accepted or loaded.
