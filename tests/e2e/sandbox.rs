@@ -1,11 +1,8 @@
 //! Hostile plugins fail only their own event, within their limits, and another tenant's next
 //! event is still delivered. Every hostile plugin in `plugins/` has a test here; the ones
 //! refused at upload (not a component, another world, an ungranted import) are tested at the
-//! end, and `good_tenant_keeps_its_throughput_beside_each_hostile_one` measures the cost of
-//! each to a well-behaved tenant.
+//! end. What each costs a well-behaved tenant's throughput is measured in `tests/isolation/`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -208,159 +205,21 @@ async fn a_flooding_tenant_with_slow_plugins_does_not_hold_up_others() {
     r.stop().await;
 }
 
-/// Every hostile plugin that gets past upload, with the step config the throughput test runs
-/// it with (the defaults: a million events, 4 MiB of output, an hour of sleep).
-const HOSTILE: [&str; 9] = [
-    "hostile-trap",
-    "hostile-loop",
-    "hostile-alloc",
-    "hostile-recursion",
-    "hostile-output",
-    "hostile-fanout",
-    "hostile-kv-spam",
-    "hostile-sleep",
-    "hostile-invalid-json",
-];
-/// Good events per measured round.
-const ROUND: usize = 300;
-/// The hostile tenant's sending rate during the measurement: one event every this long.
-const HOSTILE_EVERY: Duration = Duration::from_millis(10);
-
-/// A call-tracking event with a distinct upstream id (ids are derived from the body).
-fn numbered(n: usize) -> Vec<u8> {
-    let mut ev: Value = serde_json::from_slice(&fixture("call-tracking/call_ended.json")).unwrap();
-    ev["data"]["id"] = json!(n);
-    serde_json::to_vec(&ev).unwrap()
-}
-
-/// Sends `ROUND` events to the good tenant from 8 concurrent senders and waits until the
-/// receiver has all of them (`delivered_before` were delivered by earlier rounds). Returns
-/// events per second from the first POST to the last delivery.
-async fn good_round(r: &TestRouter, rx: &Receiver, round: usize, delivered_before: usize) -> f64 {
-    let started = Instant::now();
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut senders = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let (http, base, next) = (r.http.clone(), r.base.clone(), next.clone());
-        senders.spawn(async move {
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= ROUND {
-                    break;
-                }
-                let resp = http
-                    .post(format!("{base}/v1/ingest/good/calls"))
-                    .header("content-type", "application/json")
-                    .body(numbered(round * 100_000 + i))
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(resp.status(), 202);
-            }
-        });
-    }
-    while senders.join_next().await.is_some() {}
-    rx.wait_for("/good", delivered_before + ROUND, WAIT).await;
-    ROUND as f64 / started.elapsed().as_secs_f64()
-}
-
-/// The good tenant's throughput beside `hostile` under load, relative to its throughput
-/// alone: alternating rounds alone and beside (the hostile tenant sends continuously during
-/// the beside rounds, starting half a second before each), so both sides of each pair see the
-/// same machine; the median of the pairs' ratios filters out rounds disturbed by anything
-/// else. Returns (median alone ev/s, median beside ev/s, median ratio).
-async fn throughput_beside(hostile: &str) -> (f64, f64, f64) {
+#[tokio::test]
+async fn a_failed_call_leaves_no_kv_writes_behind() {
+    // hostile-kv-spam sets "spam" on every turn of its loop until max_kv_ops stops it: its
+    // writes must not reach the store (nor cost a commit each).
     let rx = Receiver::start().await;
     let r = TestRouter::start().await;
-    for (tenant, plugin) in [("evil", hostile), ("good", "passthrough")] {
-        r.tenant(tenant).await;
-        r.source(tenant, "calls", "call-tracking", None).await;
-        r.plugin(tenant, plugin).await;
-        r.routes(tenant, json!({"routes": [route("r", "calls", &[], &[plugin], &rx.url(tenant))]})).await;
-    }
-    // Warm-up: connections, caches, the plugin's first instantiations.
-    good_round(&r, &rx, 0, 0).await;
-
-    let (active, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
-    let flood = {
-        let (http, base, active, stop) = (r.http.clone(), r.base.clone(), active.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut sent = 0;
-            while !stop.load(Ordering::Relaxed) {
-                if active.load(Ordering::Relaxed) {
-                    let resp = http
-                        .post(format!("{base}/v1/ingest/evil/calls"))
-                        .header("content-type", "application/json")
-                        .body(numbered(sent))
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(resp.status(), 202);
-                    sent += 1;
-                }
-                tokio::time::sleep(HOSTILE_EVERY).await;
-            }
-            sent
-        })
-    };
-    let (mut alone, mut beside, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    let mut round = 1;
-    for _ in 0..PAIRS {
-        let a = good_round(&r, &rx, round, round * ROUND).await;
-        active.store(true, Ordering::Relaxed);
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let b = good_round(&r, &rx, round + 1, (round + 1) * ROUND).await;
-        active.store(false, Ordering::Relaxed);
-        round += 2;
-        alone.push(a);
-        beside.push(b);
-        ratios.push(b / a);
-    }
-    stop.store(true, Ordering::Relaxed);
-    let sent = flood.await.unwrap();
-    assert!(sent > 50, "the hostile tenant kept sending ({sent} events)");
-    // Its events failed (none delivered), and it was really running: some are processed.
-    if hostile != "passthrough" {
-        assert!(rx.on_path("/evil").is_empty());
-    }
-    let failed = r.get("/v1/tenants/evil/events?status=processed&limit=1000").await["events"].as_array().unwrap().len();
-    assert!(failed > 0, "no hostile event ran during the measurement");
-    r.stop().await;
-    (median(&mut alone), median(&mut beside), median(&mut ratios))
-}
-
-/// Alone/beside pairs per hostile plugin.
-const PAIRS: usize = 5;
-
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// The issue's bar: a well-behaved tenant keeps at least 90% of its throughput beside any
-/// hostile one. Multi-threaded with two workers, like the binary on this two-core machine.
-/// Run with `--nocapture` to see the table.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn good_tenant_keeps_its_throughput_beside_each_hostile_one() {
-    let mut rows = Vec::new();
-    // The control: a well-behaved neighbour sending at the same rate. Whatever it costs is
-    // the price of the extra ingest and processing volume, not of hostility.
-    for hostile in std::iter::once("passthrough").chain(HOSTILE) {
-        let (alone, beside, ratio) = throughput_beside(hostile).await;
-        println!("  {hostile}: alone {alone:.0} ev/s, beside {beside:.0} ev/s, ratio {:.0}%", ratio * 100.0);
-        rows.push((hostile, alone, beside, ratio));
-    }
-    println!(
-        "\ngood tenant (passthrough), {ROUND} events per round, end to end (median of {PAIRS} alone/beside pairs):"
-    );
-    println!("{:<22} {:>12} {:>12} {:>7}", "hostile tenant", "alone ev/s", "beside ev/s", "ratio");
-    for (hostile, alone, beside, ratio) in &rows {
-        let name = if *hostile == "passthrough" { "(control: passthrough)" } else { hostile };
-        println!("{name:<22} {alone:>12.0} {beside:>12.0} {:>6.0}%", ratio * 100.0);
-    }
-    for (hostile, _, _, ratio) in rows {
-        // 90% is the goal; on this shared two-core machine the measurement swings by +-10%
-        // between runs, so the hard floor is lower (see the README's sandbox section).
-        assert!(ratio >= 0.5, "beside {hostile} the good tenant kept only {:.0}% of its throughput", ratio * 100.0);
-    }
+    r.tenant("evil").await;
+    r.source("evil", "calls", "call-tracking", None).await;
+    r.plugin("evil", "hostile-kv-spam").await;
+    r.routes("evil", json!({"routes": [route("r", "calls", &[], &["hostile-kv-spam"], &rx.url("evil"))]})).await;
+    let event = r.send("evil", "calls", &fixture("call-tracking/call_ended.json")).await;
+    assert_eq!(r.processed("evil", &event).await["routes"][0]["outcome"], "failed");
+    let tenant = r.get("/v1/tenants/evil").await["id"].as_str().unwrap().to_owned();
+    let dir = r.stop().await;
+    let store = switchyard::store::Store::open(dir.path()).await.unwrap();
+    let tenant = switchyard::event::TenantId::parse(&tenant).unwrap();
+    assert_eq!(store.kv_get(&tenant, "spam").await.unwrap(), None);
 }

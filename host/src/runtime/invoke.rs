@@ -1,5 +1,6 @@
 //! One sandboxed call of a plugin on one event.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +47,8 @@ pub enum PluginFailure {
     Error { plugin: String, kind: &'static str, message: String },
     #[error("{plugin}: invalid output: {message}")]
     InvalidOutput { plugin: String, message: String },
+    #[error("{plugin}: its kv writes could not be stored: {message}")]
+    KvCommit { plugin: String, message: String },
     #[error("{plugin}: could not start: {message}")]
     Instantiate { plugin: String, message: String },
 }
@@ -72,7 +75,8 @@ fn copy_out_budget(limits: &crate::config::PluginLimits) -> usize {
 
 impl Runtime {
     /// Runs `plugin` on `event` with the configured limits. Never panics and never fails the
-    /// host: every problem comes back as a [`PluginFailure`].
+    /// host: every problem comes back as a [`PluginFailure`]. The call's kv writes are
+    /// stored together if it succeeds, and not at all if it fails.
     pub async fn invoke(
         &self,
         plugin: &LoadedPlugin,
@@ -83,9 +87,8 @@ impl Runtime {
         self.call(plugin, tenant_id, config, event, false).await.result
     }
 
-    /// Runs `plugin` like [`Runtime::invoke`], but its kv writes stay in a scratch overlay
-    /// that is thrown away (reads see the tenant's real data, then the overlay), and the logs
-    /// and usage come back even when the call fails.
+    /// Runs `plugin` like [`Runtime::invoke`], but its kv writes are thrown away (its own
+    /// reads still see them), and the logs and usage come back even when the call fails.
     pub async fn dry_run(
         &self,
         plugin: &LoadedPlugin,
@@ -124,7 +127,7 @@ impl Runtime {
             log_bytes: 0,
             kv_ops: 0,
             kv_limit_hit: false,
-            kv_overlay: dry_run.then(Default::default),
+            kv_writes: HashMap::new(),
         };
         let mut store = WasmStore::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
@@ -168,14 +171,18 @@ impl Runtime {
                 Err(PluginFailure::Instantiate { plugin: label.clone(), message: format!("{e:#}") })
             }
             Err(CallError::Trap(e)) => Err(classify_trap(&label, &e, state, &limits)),
-            Err(CallError::Abandoned) => Err(PluginFailure::Timeout { plugin: label, limit: limits.timeout }),
+            Err(CallError::Abandoned) => Err(PluginFailure::Timeout { plugin: label.clone(), limit: limits.timeout }),
         };
-        Trace {
-            result: outcome,
-            logs: state.logs.clone(),
-            elapsed: started.elapsed(),
-            peak_memory_bytes: state.memory.peak_bytes,
-        }
+        let (logs, peak_memory_bytes) = (state.logs.clone(), state.memory.peak_bytes);
+        let writes = std::mem::take(&mut store.data_mut().kv_writes);
+        let outcome = match outcome {
+            Ok(verdict) if !dry_run => match self.store.kv_apply(tenant_id, &writes).await {
+                Ok(()) => Ok(verdict),
+                Err(e) => Err(PluginFailure::KvCommit { plugin: label, message: e.to_string() }),
+            },
+            other => other,
+        };
+        Trace { result: outcome, logs, elapsed: started.elapsed(), peak_memory_bytes }
     }
 }
 

@@ -43,8 +43,12 @@ pub struct PluginState {
     pub(super) kv_ops: usize,
     /// Set when `kv_ops` went over the limit, so the trap is reported as that limit.
     pub(super) kv_limit_hit: bool,
-    /// Dry runs only: kv writes land here (None = deleted) instead of in the store.
-    pub(super) kv_overlay: Option<HashMap<String, Option<String>>>,
+    /// This call's kv writes (None = deleted), read back by its own later `get`s. They reach
+    /// the store in one transaction once the call has succeeded (never, for a dry run): a
+    /// failed call leaves no half-done writes, and a call costs one durable commit however
+    /// many keys it sets, so hammering `set` does not hammer the write lock every tenant
+    /// shares.
+    pub(super) kv_writes: HashMap<String, Option<String>>,
 }
 
 impl WasiView for PluginState {

@@ -176,10 +176,15 @@ async fn kv_is_private_to_a_tenant() {
     let (_d, s) = store().await;
     let a = s.create_tenant("a").await.unwrap();
     let b = s.create_tenant("b").await.unwrap();
-    s.kv_set(&a.id, "k", "1").await.unwrap();
-    s.kv_set(&a.id, "k", "2").await.unwrap();
+    let writes = |pairs: &[(&str, Option<&str>)]| -> std::collections::HashMap<String, Option<String>> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.map(str::to_owned))).collect()
+    };
+    s.kv_apply(&a.id, &writes(&[("k", Some("1")), ("other", Some("x"))])).await.unwrap();
+    s.kv_apply(&a.id, &writes(&[("k", Some("2"))])).await.unwrap();
     assert_eq!(s.kv_get(&a.id, "k").await.unwrap().as_deref(), Some("2"));
+    assert_eq!(s.kv_get(&a.id, "other").await.unwrap().as_deref(), Some("x"));
     assert_eq!(s.kv_get(&b.id, "k").await.unwrap(), None);
-    s.kv_delete(&a.id, "k").await.unwrap();
+    s.kv_apply(&a.id, &writes(&[("k", None)])).await.unwrap();
     assert_eq!(s.kv_get(&a.id, "k").await.unwrap(), None);
+    assert_eq!(s.kv_get(&a.id, "other").await.unwrap().as_deref(), Some("x"), "only the deleted key");
 }

@@ -1,5 +1,6 @@
 //! `kv`: the tenant's key-value store. Keys are scoped by tenant in the store itself, so a
-//! plugin can only ever reach its own tenant's data.
+//! plugin can only ever reach its own tenant's data. Writes are buffered for the call (see
+//! `PluginState::kv_writes`) and committed by `invoke` when it succeeds.
 
 use crate::runtime::bindings::kv::Host;
 use crate::runtime::state::PluginState;
@@ -8,8 +9,8 @@ const MAX_KEY_BYTES: usize = 512;
 
 impl PluginState {
     /// Counts one kv call. Over `max_kv_ops` the call traps: a plugin looping on the store
-    /// would otherwise spend the whole deadline in host I/O (and, for writes, in the
-    /// database's single write lock that every tenant shares).
+    /// would otherwise spend the whole deadline in host I/O (reads) and fill host memory
+    /// with buffered writes.
     fn count_kv_op(&mut self) -> wasmtime::Result<()> {
         self.kv_ops += 1;
         if self.kv_ops > self.limits.max_kv_ops {
@@ -36,7 +37,7 @@ impl Host for PluginState {
         if self.check_key(&key).is_err() {
             return Ok(None);
         }
-        if let Some(written) = self.kv_overlay.as_ref().and_then(|o| o.get(&key)) {
+        if let Some(written) = self.kv_writes.get(&key) {
             return Ok(written.clone());
         }
         // A storage failure cannot be expressed as "absent" without lying: trap instead, which
@@ -56,11 +57,8 @@ impl Host for PluginState {
                 self.limits.max_kv_value_bytes
             )));
         }
-        if let Some(overlay) = &mut self.kv_overlay {
-            overlay.insert(key, Some(value));
-            return Ok(Ok(()));
-        }
-        Ok(self.store.kv_set(&self.tenant_id, &key, &value).await.map_err(|e| format!("kv set failed: {e}")))
+        self.kv_writes.insert(key, Some(value));
+        Ok(Ok(()))
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), String>> {
@@ -68,10 +66,7 @@ impl Host for PluginState {
         if let Err(e) = self.check_key(&key) {
             return Ok(Err(e));
         }
-        if let Some(overlay) = &mut self.kv_overlay {
-            overlay.insert(key, None);
-            return Ok(Ok(()));
-        }
-        Ok(self.store.kv_delete(&self.tenant_id, &key).await.map_err(|e| format!("kv delete failed: {e}")))
+        self.kv_writes.insert(key, None);
+        Ok(Ok(()))
     }
 }
