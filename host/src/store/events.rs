@@ -159,17 +159,24 @@ impl Store {
     ) -> Result<Vec<EventRow>> {
         // SQLite has no array binds; the in-flight set is small, so a JSON array is simplest.
         let skip = serde_json::to_string(skip).expect("ids serialise");
-        // Tenants that could not start an event anyway (at their cap, or throttled with a
-        // backlog): leaving them out keeps the numbering and sorting below from growing with
-        // a stalled tenant's queue.
+        // Tenants that could not start an event anyway (at their cap, or throttled).
         let skip_tenants = serde_json::to_string(skip_tenants).expect("ids serialise");
+        // Only each tenant's oldest `limit` pending events can make the batch, so only those
+        // are read (one index seek per tenant) and numbered. Numbering every pending event
+        // instead made each pass cost time in proportion to the largest backlog: a throttled
+        // tenant with thousands of waiting events slowed the pipeline for everyone.
         Ok(sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM (
                  SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY received_at, id) AS turn
-                 FROM events WHERE status = 'pending' AND id NOT IN (SELECT value FROM json_each(?))
-                     AND tenant_id NOT IN (SELECT value FROM json_each(?))
+                 FROM events WHERE id IN (
+                     SELECT head.id FROM tenants w JOIN events head ON head.id IN (
+                         SELECT id FROM events
+                         WHERE status = 'pending' AND tenant_id = w.id
+                             AND id NOT IN (SELECT value FROM json_each(?1))
+                         ORDER BY received_at, id LIMIT ?3)
+                     WHERE w.id NOT IN (SELECT value FROM json_each(?2)))
              ) e JOIN tenants t ON t.id = e.tenant_id
-             ORDER BY e.turn, e.received_at LIMIT ?"
+             ORDER BY e.turn, e.received_at LIMIT ?3"
         ))
         .bind(skip)
         .bind(skip_tenants)

@@ -172,6 +172,36 @@ async fn api_keys_resolve_to_their_tenant_until_revoked() {
 }
 
 #[tokio::test]
+async fn pending_events_take_turns_across_tenants_however_long_a_backlog() {
+    let (_d, s) = store().await;
+    let (a, b) = (s.create_tenant("a").await.unwrap(), s.create_tenant("b").await.unwrap());
+    let mut ids = Vec::new();
+    for (tenant, name, n) in [(&a, "a", 6), (&b, "b", 2)] {
+        for i in 0..n {
+            let ev = event(name);
+            ids.push(ev.id.clone());
+            let new = NewEvent {
+                tenant_id: tenant.id.clone(),
+                upstream_id: format!("{name}-{i}"),
+                event: ev,
+                raw: "{}".into(),
+            };
+            s.insert_event(new).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+    let tenants = |rows: Vec<EventRow>| rows.iter().map(|r| r.to_event().tenant).collect::<Vec<_>>().join(",");
+    assert_eq!(tenants(s.pending_events(5, &[], &[]).await.unwrap()), "a,b,a,b,a");
+    assert_eq!(tenants(s.pending_events(2, &[], &[]).await.unwrap()), "a,b");
+    // Events in flight do not use up a tenant's turns.
+    let in_flight = &ids[..3];
+    let rows = s.pending_events(3, in_flight, &[]).await.unwrap();
+    assert_eq!(tenants(rows.clone()), "a,b,a");
+    assert_eq!(rows[0].id, ids[3], "a's oldest event not in flight");
+    assert_eq!(tenants(s.pending_events(8, &[], std::slice::from_ref(&a.id)).await.unwrap()), "b,b");
+}
+
+#[tokio::test]
 async fn kv_is_private_to_a_tenant() {
     let (_d, s) = store().await;
     let a = s.create_tenant("a").await.unwrap();
