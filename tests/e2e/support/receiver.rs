@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -18,6 +18,9 @@ pub struct Delivery {
     pub answered: u16,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When it arrived (the isolation measurements' latencies).
+    #[allow(dead_code)]
+    pub at: Instant,
 }
 
 impl Delivery {
@@ -83,17 +86,22 @@ impl Receiver {
     pub async fn wait_for(&self, path: &str, n: usize, timeout: Duration) -> Vec<Delivery> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let got = self.on_path(path);
-            if got.len() >= n {
-                return got;
+            // Counted in place: copying every delivery on each poll would load the machine
+            // that load tests measure.
+            if self.count(path) >= n {
+                return self.on_path(path);
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "expected {n} deliveries on {path}, got {}: {got:#?}",
-                got.len()
-            );
+            if tokio::time::Instant::now() >= deadline {
+                let got = self.on_path(path);
+                panic!("expected {n} deliveries on {path}, got {}: {got:#?}", got.len());
+            }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// How many requests arrived on `path`.
+    pub fn count(&self, path: &str) -> usize {
+        self.inner.lock().unwrap().seen.iter().filter(|d| d.path == path).count()
     }
 }
 
@@ -105,6 +113,6 @@ async fn record(
 ) -> StatusCode {
     let mut inner = inner.lock().unwrap();
     let code = inner.script.pop_front().unwrap_or(200);
-    inner.seen.push(Delivery { path: uri.path().to_owned(), answered: code, headers, body });
+    inner.seen.push(Delivery { path: uri.path().to_owned(), answered: code, headers, body, at: Instant::now() });
     StatusCode::from_u16(code).unwrap()
 }
