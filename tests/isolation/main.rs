@@ -341,7 +341,7 @@ async fn good_tenant_keeps_its_throughput_beside_each_hostile_one() {
 /// The good tenant's full-speed throughput beside each neighbour: what the neighbour's
 /// volume costs when the router has no capacity to spare. A measurement that prints a table.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement (about 3 minutes); run with --ignored --nocapture"]
+#[ignore = "a measurement (about 2 minutes); run with --ignored --nocapture"]
 async fn capacity_beside_each_hostile_one() {
     const ROUNDS: usize = 5;
     let mut rows = Vec::new();

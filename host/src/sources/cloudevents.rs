@@ -16,8 +16,8 @@ struct Envelope<'a> {
     source: String,
     #[serde(rename = "type")]
     event_type: String,
-    #[serde(default)]
-    time: Option<serde_json::Value>,
+    #[serde(default, borrow)]
+    time: Option<&'a RawValue>,
     #[serde(default)]
     subject: Option<String>,
     #[serde(default, borrow)]
@@ -34,7 +34,7 @@ pub(super) fn parse(raw: &RawValue) -> Result<Parsed, SourceError> {
     if env.data_base64.is_some() {
         return Err(envelope_error(FORMAT, "binary data (data_base64) is not supported; send JSON data"));
     }
-    let time = match &env.time {
+    let time = match env.time {
         Some(t) => parse_time(FORMAT, "time", t)?,
         None => Utc::now(),
     };

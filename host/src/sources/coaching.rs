@@ -15,7 +15,8 @@ struct Envelope<'a> {
     event_type: String,
     #[serde(default)]
     account_id: Option<String>,
-    created_at: serde_json::Value,
+    #[serde(borrow)]
+    created_at: &'a RawValue,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
 }
@@ -25,7 +26,7 @@ pub(super) fn parse(raw: &RawValue) -> Result<Parsed, SourceError> {
     Ok(Parsed {
         upstream_id: required(FORMAT, "id", &env.id)?,
         event_type: required(FORMAT, "type", &env.event_type)?,
-        time: parse_time(FORMAT, "created_at", &env.created_at)?,
+        time: parse_time(FORMAT, "created_at", env.created_at)?,
         subject: env.account_id.filter(|s| !s.is_empty()),
         data: payload_text(env.data),
     })

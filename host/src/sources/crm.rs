@@ -10,12 +10,13 @@ const FORMAT: SourceFormat = SourceFormat::Crm;
 #[derive(Deserialize)]
 struct Envelope<'a> {
     event: String,
-    timestamp: serde_json::Value,
+    #[serde(borrow)]
+    timestamp: &'a RawValue,
     #[serde(borrow)]
     payload: Option<&'a RawValue>,
 }
 
 pub(super) fn parse(source_key: &str, raw: &RawValue) -> Result<Parsed, SourceError> {
     let env: Envelope = decode(FORMAT, raw)?;
-    event_timestamp_envelope(FORMAT, source_key, raw, &env.event, &env.timestamp, env.payload)
+    event_timestamp_envelope(FORMAT, source_key, raw, &env.event, env.timestamp, env.payload)
 }

@@ -132,22 +132,26 @@ fn required(format: SourceFormat, field: &str, value: &str) -> Result<String, So
 }
 
 /// Vendor timestamps: RFC 3339, RFC 3339 without an offset (taken as UTC; the sales-training
-/// sender does this), or unix seconds as a number or string.
-fn parse_time(format: SourceFormat, field: &str, value: &serde_json::Value) -> Result<DateTime<Utc>, SourceError> {
+/// sender does this), or unix seconds as a number or string. Read from the raw JSON text, not
+/// through a `serde_json::Value`: a timestamp field holding a megabyte of nested arrays is
+/// refused without first being built into a tree many times its size.
+fn parse_time(format: SourceFormat, field: &str, raw: &RawValue) -> Result<DateTime<Utc>, SourceError> {
     let bad = || envelope_error(format, format!("field `{field}` is not a timestamp"));
-    match value {
-        serde_json::Value::String(s) => {
-            let s = s.trim();
-            if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-                return Ok(t.with_timezone(&Utc));
-            }
-            if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
-                return Ok(t.and_utc());
-            }
-            s.parse::<i64>().ok().and_then(|n| DateTime::from_timestamp(n, 0)).ok_or_else(bad)
+    let text = raw.get().trim_start();
+    if text.starts_with('"') {
+        let s: String = serde_json::from_str(text).map_err(|_| bad())?;
+        let s = s.trim();
+        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            return Ok(t.with_timezone(&Utc));
         }
-        serde_json::Value::Number(n) => n.as_i64().and_then(|n| DateTime::from_timestamp(n, 0)).ok_or_else(bad),
-        _ => Err(bad()),
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
+            return Ok(t.and_utc());
+        }
+        s.parse::<i64>().ok().and_then(|n| DateTime::from_timestamp(n, 0)).ok_or_else(bad)
+    } else if text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        serde_json::from_str::<i64>(text).ok().and_then(|n| DateTime::from_timestamp(n, 0)).ok_or_else(bad)
+    } else {
+        Err(bad())
     }
 }
 
@@ -163,7 +167,7 @@ fn event_timestamp_envelope(
     source_key: &str,
     raw: &RawValue,
     event: &str,
-    timestamp: &serde_json::Value,
+    timestamp: &RawValue,
     payload: Option<&RawValue>,
 ) -> Result<Parsed, SourceError> {
     Ok(Parsed {

@@ -16,7 +16,8 @@ struct Envelope<'a> {
     id: Option<String>,
     #[serde(rename = "type")]
     event_type: String,
-    timestamp: serde_json::Value,
+    #[serde(borrow)]
+    timestamp: &'a RawValue,
     #[serde(borrow)]
     payload: Option<&'a RawValue>,
 }
@@ -53,7 +54,7 @@ pub(super) fn parse(headers: &HeaderMap, raw: &RawValue) -> Result<Parsed, Sourc
     Ok(Parsed {
         upstream_id: required(FORMAT, "id", &id)?,
         event_type: required(FORMAT, "type", &env.event_type)?,
-        time: parse_time(FORMAT, "timestamp", &env.timestamp)?,
+        time: parse_time(FORMAT, "timestamp", env.timestamp)?,
         subject: None,
         data: payload_text(env.payload),
     })

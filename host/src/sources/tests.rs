@@ -115,14 +115,101 @@ fn standard_webhooks_signatures_are_checked() {
     assert!(missing.to_string().contains("svix-signature"));
 }
 
+/// Counts the heap each thread holds, so tests can bound what one parse allocates. Test
+/// builds of this crate only.
+mod allocation {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    struct Counting;
+
+    fn note(delta: isize) {
+        // `try_with`: allocations during thread teardown are not counted.
+        let _ = LIVE.try_with(|live| {
+            let now = live.get() + delta;
+            live.set(now);
+            let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+        });
+    }
+
+    // SAFETY: every call goes to the system allocator unchanged; the bookkeeping touches only
+    // const-initialised thread-local cells, which never allocate.
+    #[allow(unsafe_code)]
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            note(layout.size() as isize);
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            note(-(layout.size() as isize));
+            unsafe { System.dealloc(ptr, layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            note(new_size as isize - layout.size() as isize);
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    /// Runs `f` and returns the most heap it held at once on this thread, in bytes.
+    pub fn peak_during<T>(f: impl FnOnce() -> T) -> usize {
+        let base = LIVE.with(Cell::get);
+        PEAK.with(|peak| peak.set(base));
+        drop(f());
+        (PEAK.with(Cell::get) - base).max(0) as usize
+    }
+}
+
+/// What one parse may allocate for a body of `len` bytes: the event's parts are copies of
+/// pieces of the body, so a small multiple of it, plus a constant.
+fn allocation_bound(len: usize) -> usize {
+    4096 + 3 * len
+}
+
+#[test]
+fn a_megabyte_of_hostile_json_costs_about_a_megabyte() {
+    // Shapes that make a value tree many times larger than their text, in every field the
+    // adapters read; the body is at the ingest limit (1 MiB).
+    let filler = |open: &str, item: &str, close: &str| {
+        let n = (1024 * 1024 - 200) / (item.len() + 1);
+        format!("{open}{}{close}", vec![item; n].join(","))
+    };
+    let shapes = [filler("[", "0", "]"), filler("{", "\"k\":{}", "}"), filler("[", "[]", "]"), filler("\"", "a", "\"")];
+    let fields = ["timestamp", "created_at", "time", "event", "type", "id", "data", "payload", "specversion"];
+    for format in properties::FORMATS {
+        for shape in &shapes {
+            for field in fields {
+                let body = format!(
+                    r#"{{"id":"1","type":"t","event":"e","specversion":"1.0","source":"s","timestamp":"2026-01-01T00:00:00Z","created_at":"2026-01-01T00:00:00Z","{field}":{shape}}}"#
+                );
+                let peak = allocation::peak_during(|| parse(format, "k", &HeaderMap::new(), body.as_bytes()));
+                assert!(
+                    peak <= allocation_bound(body.len()),
+                    "{format:?}, {field}: {peak} bytes allocated for a {}-byte body",
+                    body.len()
+                );
+            }
+        }
+    }
+}
+
 mod properties {
     //! Whatever arrives, adapters and the signature check answer with a value or an error,
-    //! never a panic.
+    //! never a panic, and never allocate more than a small multiple of the body.
     use proptest::prelude::*;
 
     use super::*;
 
-    const FORMATS: [SourceFormat; 5] = [
+    pub(super) const FORMATS: [SourceFormat; 5] = [
         SourceFormat::Coaching,
         SourceFormat::CallTracking,
         SourceFormat::StandardWebhooks,
@@ -171,11 +258,14 @@ mod properties {
 
         #[test]
         fn adapters_never_panic_on_bytes(body in proptest::collection::vec(any::<u8>(), 0..512), f in 0..5usize) {
-            let _ = parse(FORMATS[f], "k", &HeaderMap::new(), &body);
+            let peak = allocation::peak_during(|| parse(FORMATS[f], "k", &HeaderMap::new(), &body));
+            prop_assert!(peak <= allocation_bound(body.len()), "{peak} bytes for {} bytes", body.len());
         }
 
         #[test]
         fn adapters_never_panic_on_envelopes(body in envelope(), f in 0..5usize) {
+            let peak = allocation::peak_during(|| parse(FORMATS[f], "k", &HeaderMap::new(), &body));
+            prop_assert!(peak <= allocation_bound(body.len()), "{peak} bytes for {} bytes", body.len());
             if let Ok(p) = parse(FORMATS[f], "k", &HeaderMap::new(), &body) {
                 prop_assert!(!p.event_type.is_empty());
                 prop_assert!(serde_json::from_str::<serde_json::Value>(&p.data).is_ok());
@@ -191,7 +281,13 @@ mod properties {
                     h.insert(name, v);
                 }
             }
-            prop_assert!(verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &body, 1_700_000_000, 300).is_err());
+            let mut verdict = None;
+            let peak = allocation::peak_during(|| {
+                verdict = Some(verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &body, 1_700_000_000, 300).is_err());
+            });
+            prop_assert_eq!(verdict, Some(true));
+            let input = id.len() + ts.len() + sig.len() + body.len();
+            prop_assert!(peak <= allocation_bound(input), "{} bytes for {} bytes", peak, input);
         }
     }
 }
