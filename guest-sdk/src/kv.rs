@@ -2,7 +2,9 @@
 //!
 //! Use it for state that must outlive one event (the last outcome seen for a contact, a
 //! counter). Values are strings, JSON by convention: [`get_json`] and [`set_json`] do the
-//! (de)serialization. Writes are durable once [`set`] returns `Ok`.
+//! (de)serialization. A call's writes take effect together, durably, when the call returns
+//! successfully; until then only this call sees them. If the call fails (an error, a trap, a
+//! limit), none of its writes are kept.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
