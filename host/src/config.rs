@@ -167,6 +167,10 @@ pub struct IngestConfig {
     /// How far a signed webhook's timestamp may be from now (both directions).
     #[serde(with = "humantime_serde")]
     pub signature_tolerance: Duration,
+    /// Pending (stored, not yet processed) events one tenant may have. Past it, ingest
+    /// answers 503 with `Retry-After` and stores nothing, so a sustained overload pushes back
+    /// on the sender (webhook senders retry) instead of growing the database without bound.
+    pub max_backlog_per_tenant: u64,
 }
 
 /// Per-invocation sandbox limits for tenant plugins.
@@ -212,8 +216,13 @@ pub struct PipelineConfig {
     /// Failing plugin time a tenant may spend at once before `failure_time_share` applies.
     #[serde(with = "humantime_serde")]
     pub failure_time_burst: Duration,
-    /// Events claimed from the store per batch.
+    /// Events claimed from the store per poll (the poll reads what memory did not hold).
     pub batch_size: u32,
+    /// Events of one tenant held in memory, queued or being processed. Past it, new events
+    /// are only stored, and the poll reads them once there is room.
+    pub queue_per_tenant: usize,
+    /// Bytes of event data held in memory, all tenants together.
+    pub queue_bytes: usize,
     /// Fallback poll interval when no wake-up arrives.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
@@ -237,6 +246,11 @@ pub struct DeliveryConfig {
     /// Fallback poll interval for due retries.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// New deliveries held in memory, queued or being attempted. Past it they are only
+    /// stored, and the poll reads them once there is room.
+    pub queue_jobs: usize,
+    /// Bytes of delivery bodies held in memory.
+    pub queue_bytes: usize,
     /// Allow destinations on every loopback, private, link-local or unspecified address.
     /// Off by default: a tenant must not be able to make the router call its own network.
     /// Prefer `allowed_cidrs`, which opens only the ranges named.
@@ -282,7 +296,11 @@ impl Default for Config {
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { max_body_bytes: 1024 * 1024, signature_tolerance: Duration::from_secs(5 * 60) }
+        Self {
+            max_body_bytes: 1024 * 1024,
+            signature_tolerance: Duration::from_secs(5 * 60),
+            max_backlog_per_tenant: 100_000,
+        }
     }
 }
 
@@ -310,6 +328,8 @@ impl Default for PipelineConfig {
             failure_time_share: 0.1,
             failure_time_burst: Duration::from_secs(1),
             batch_size: 64,
+            queue_per_tenant: 1024,
+            queue_bytes: 64 * 1024 * 1024,
             poll_interval: Duration::from_secs(1),
         }
     }
@@ -324,6 +344,8 @@ impl Default for DeliveryConfig {
             jitter: 0.2,
             concurrency: 64,
             poll_interval: Duration::from_secs(1),
+            queue_jobs: 8192,
+            queue_bytes: 64 * 1024 * 1024,
             allow_private_destinations: false,
             allowed_cidrs: Vec::new(),
             max_response_snippet_bytes: 1024,
@@ -410,8 +432,8 @@ impl Config {
     /// Checks the values that serde cannot: ranges and relations between fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
-        if self.ingest.max_body_bytes == 0 {
-            return bad("ingest.max_body_bytes must be > 0");
+        if self.ingest.max_body_bytes == 0 || self.ingest.max_backlog_per_tenant == 0 {
+            return bad("ingest.max_body_bytes and ingest.max_backlog_per_tenant must be > 0");
         }
         let p = &self.plugins;
         if p.epoch_tick.is_zero() || p.max_instances == 0 {
@@ -436,8 +458,9 @@ impl Config {
                 return bad("max_fanout, max_output_bytes and max_kv_ops must be > 0");
             }
         }
-        if self.pipeline.concurrency == 0 || self.pipeline.batch_size == 0 {
-            return bad("pipeline.concurrency and pipeline.batch_size must be > 0");
+        let pl = &self.pipeline;
+        if pl.concurrency == 0 || pl.batch_size == 0 || pl.queue_per_tenant == 0 || pl.queue_bytes == 0 {
+            return bad("pipeline.concurrency, batch_size, queue_per_tenant and queue_bytes must be > 0");
         }
         if !(1..=self.pipeline.concurrency).contains(&self.pipeline.max_in_flight_per_tenant) {
             return bad("pipeline.max_in_flight_per_tenant must be between 1 and pipeline.concurrency");
@@ -453,8 +476,8 @@ impl Config {
         if !(0.0..1.0).contains(&d.jitter) {
             return bad("delivery.jitter must be in [0, 1)");
         }
-        if d.concurrency == 0 || d.timeout.is_zero() {
-            return bad("delivery.concurrency and delivery.timeout must be > 0");
+        if d.concurrency == 0 || d.timeout.is_zero() || d.queue_jobs == 0 || d.queue_bytes == 0 {
+            return bad("delivery.concurrency, timeout, queue_jobs and queue_bytes must be > 0");
         }
         if d.max_in_flight_per_destination == 0 || d.breaker_threshold == 0 {
             return bad("delivery.max_in_flight_per_destination and delivery.breaker_threshold must be > 0");

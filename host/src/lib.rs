@@ -60,14 +60,15 @@ use crate::delivery::DeliveryWorker;
 use crate::pipeline::Pipeline;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
-use crate::store::Store;
+use crate::store::handoff::{DeliveryQueue, DeliveryQueueLimits, EventQueue, EventQueueLimits};
+use crate::store::{Store, Writer, WriterParts};
 
 /// How long shutdown waits for work in flight before giving up on it (it is resumed on the
 /// next start: nothing in flight is lost, at worst repeated).
 const DRAIN_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Most events committed together by the ingest writer (see `store::EventWriter`).
-const INGEST_BATCH: usize = 256;
+/// Most writes committed together by the writer (see `store::Writer`).
+const WRITER_BATCH: usize = 512;
 
 /// Runs the router until `shutdown` is cancelled: the API on `listener`, the pipeline and
 /// the delivery worker. Work that was pending at the last stop (or crash) resumes.
@@ -76,32 +77,59 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir).await.context("opening the store")?;
-    let released = store.release_leases().await?;
-    if released > 0 {
-        tracing::info!(released, "resuming deliveries interrupted by the last stop");
+    let (deliveries, events) = store.release_leases().await?;
+    if deliveries + events > 0 {
+        tracing::info!(deliveries, events, "resuming work interrupted by the last stop");
     }
+
+    // The hot path: the writer hands committed work to these queues (see `store::handoff`).
+    let event_queue = Arc::new(EventQueue::new(EventQueueLimits {
+        per_tenant: config.pipeline.queue_per_tenant,
+        total_bytes: config.pipeline.queue_bytes,
+    }));
+    event_queue.set_backlog(store.pending_per_tenant().await?);
+    let delivery_queue = Arc::new(DeliveryQueue::new(DeliveryQueueLimits {
+        max_jobs: config.delivery.queue_jobs,
+        max_bytes: config.delivery.queue_bytes,
+    }));
+    let writer_stop = CancellationToken::new();
+    let (writer, writer_task) = Writer::spawn(
+        WriterParts {
+            store: store.clone(),
+            events: event_queue.clone(),
+            deliveries: delivery_queue.clone(),
+            max_batch: WRITER_BATCH,
+        },
+        writer_stop.clone(),
+    );
+
     let runtime = Arc::new(
         Runtime::new(&config.plugins, &config.data_dir.join("artifacts"), store.clone())?
+            .with_writer(writer.clone())
             .with_tenant_limits(config.tenants.keys().map(|name| (name.clone(), config.plugin_limits(name)))),
     );
     let routes = Arc::new(RouteTable::default());
     routes::load_all(&store, &runtime, &routes).await?;
     let admin_token = admin_token(&config)?;
 
-    let pipeline_wake = Arc::new(Notify::new());
     let delivery_wake = Arc::new(Notify::new());
     let config = Arc::new(config);
     let pipeline = Arc::new(Pipeline {
         store: store.clone(),
         runtime: runtime.clone(),
         routes: routes.clone(),
-        wake: pipeline_wake.clone(),
-        deliveries_ready: delivery_wake.clone(),
+        queue: event_queue.clone(),
+        writer: writer.clone(),
         config: config.pipeline.clone(),
         first_delivery_delay: config.delivery.retry_schedule[0],
     });
-    let delivery = Arc::new(DeliveryWorker::new(store.clone(), config.delivery.clone(), delivery_wake.clone()));
-    let events = store::EventWriter::spawn(store.clone(), INGEST_BATCH);
+    let delivery = Arc::new(DeliveryWorker::new(
+        store.clone(),
+        config.delivery.clone(),
+        delivery_queue,
+        writer.clone(),
+        delivery_wake.clone(),
+    ));
     let routes_dir = match &config.routes_dir {
         Some(dir) => {
             anyhow::ensure!(dir.is_dir(), "routes_dir {} is not a directory", dir.display());
@@ -117,12 +145,12 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     };
     let state = AppState {
         store,
-        events,
+        writer,
+        events: event_queue,
         runtime,
         routes,
         config: config.clone(),
         admin_token: admin_token.into(),
-        pipeline_wake,
         delivery_wake,
         ingest_limits: Arc::default(),
     };
@@ -143,10 +171,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let serve = axum::serve(listener, api::app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let served = serve.await;
 
+    // Workers first (their last completions and attempts go to the writer), then the writer
+    // commits what is queued.
     workers.cancel();
     let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
         let _ = pipeline_task.await;
         let _ = delivery_task.await;
+        writer_stop.cancel();
+        let _ = writer_task.await;
     })
     .await;
     if drained.is_err() {

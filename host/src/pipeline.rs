@@ -1,42 +1,45 @@
 //! Event processing: pending event -> matching routes -> plugin chain -> outbox rows.
 //!
-//! An event stays `pending` in the store until one transaction records its route results and
-//! queues its deliveries. A crash before that commit means the event is processed again on
-//! restart (plugins may run twice; deliveries are queued once), so nothing acknowledged is lost.
+//! Events arrive in memory: the writer queues each new event right after the commit that
+//! stored it (see `store::handoff`). The database is polled only for what memory did not
+//! hold: events stored while the queue was full, and everything left pending by the last
+//! stop. An event stays `pending` in the store until the transaction that records its route
+//! results and queues its deliveries. A crash before that commit means the event is
+//! processed again on restart (plugins may run twice; deliveries are queued once), so
+//! nothing acknowledged is lost.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::PipelineConfig;
-use crate::event::{DeliveryId, Event, EventId, TenantId};
+use crate::event::{DeliveryId, Event, TenantId};
 use crate::routes::{BodyFormat, CompiledRoute, RouteTable};
 use crate::runtime::{Runtime, Verdict};
-use crate::store::{EventRow, NewDelivery, RouteOutcome, RouteResult, Store};
+use crate::store::handoff::EventQueue;
+use crate::store::{Completion, EventRow, LEASE, NewDelivery, RouteOutcome, RouteResult, Store, Writer, now_ms};
 
-/// What the pipeline needs, shared with the API (which wakes it).
+/// What the pipeline needs.
 pub struct Pipeline {
     pub store: Store,
     pub runtime: Arc<Runtime>,
     pub routes: Arc<RouteTable>,
-    /// Signalled by ingest when new events are stored.
-    pub wake: Arc<Notify>,
-    /// Signalled here when deliveries were queued.
-    pub deliveries_ready: Arc<Notify>,
+    /// New events, handed over by the writer after their commit.
+    pub queue: Arc<EventQueue>,
+    /// Where completions go (group-committed; nobody waits for them).
+    pub writer: Writer,
     pub config: PipelineConfig,
     /// Delay before a new delivery's first attempt (the retry schedule's first entry).
     pub first_delivery_delay: std::time::Duration,
 }
 
-/// What is being processed right now: event ids (so a pass does not claim them again) and
-/// how many per tenant (so no tenant exceeds its share of the workers), plus each tenant's
-/// failure budget.
+/// What is being processed right now: how many events per tenant (so no tenant exceeds its
+/// share of the workers), plus each tenant's failure budget.
 #[derive(Default)]
 struct InFlight {
-    ids: HashSet<EventId>,
     per_tenant: HashMap<TenantId, usize>,
     /// Only tenants that have had failing plugin calls; the rest have a full budget.
     budgets: HashMap<TenantId, FailureBudget>,
@@ -98,13 +101,11 @@ impl InFlight {
         *budget = FailureBudget { level: budget.level(config, now) - failed.as_secs_f64(), updated: now };
     }
 
-    fn start(&mut self, id: &EventId, tenant: &TenantId) {
-        self.ids.insert(id.clone());
+    fn start(&mut self, tenant: &TenantId) {
         *self.per_tenant.entry(tenant.clone()).or_default() += 1;
     }
 
-    fn finish(&mut self, id: &EventId, tenant: &TenantId) {
-        self.ids.remove(id);
+    fn finish(&mut self, tenant: &TenantId) {
         if let Some(n) = self.per_tenant.get_mut(tenant) {
             *n -= 1;
             if *n == 0 {
@@ -117,78 +118,88 @@ impl InFlight {
 impl Pipeline {
     /// Processes events until `shutdown`; finishes the events it has started first.
     ///
-    /// Fairness: batches interleave tenants (see `Store::pending_events`), and a tenant with
-    /// `max_in_flight_per_tenant` events running gets no more workers until one finishes, so
-    /// a tenant with slow or hostile plugins cannot hold up everyone else. A tenant whose
-    /// plugins fail (time out, trap, hit a limit) is further held to its failure budget
-    /// (`failure_time_share`): its events wait while it is in debt.
+    /// Fairness: the queue takes tenants in turn (so does the poll, see
+    /// `Store::claim_pending_events`), and a tenant with `max_in_flight_per_tenant` events
+    /// running gets no more workers until one finishes, so a tenant with slow or hostile
+    /// plugins cannot hold up everyone else. A tenant whose plugins fail (time out, trap, hit
+    /// a limit) is further held to its failure budget (`failure_time_share`): its events wait
+    /// while it is in debt.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let in_flight: Arc<Mutex<InFlight>> = Arc::default();
-        let finished = Arc::new(Notify::new());
         let mut tasks = tokio::task::JoinSet::new();
+        // Everything pending at start-up is in the database only.
+        let mut poll_now = true;
+        let mut last_poll = Instant::now();
         loop {
             while tasks.try_join_next().is_some() {}
-            let (skip, blocked) = {
-                let mut in_flight = in_flight.lock().expect("not poisoned");
-                (in_flight.ids.iter().cloned().collect::<Vec<_>>(), in_flight.blocked(&self.config, Instant::now()))
-            };
-            let batch = match self.store.pending_events(self.config.batch_size, &skip, &blocked).await {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::error!("loading pending events: {e}");
-                    Vec::new()
-                }
-            };
+            if poll_now || self.queue.wants_poll() || last_poll.elapsed() >= self.config.poll_interval {
+                self.poll(&in_flight).await;
+                last_poll = Instant::now();
+                poll_now = false;
+            }
+            // Start what may start, while workers are free.
             let mut started = 0;
-            for row in batch {
-                // A tenant at its cap waits for a later pass; its events stay pending meanwhile.
-                {
-                    let mut in_flight = in_flight.lock().expect("not poisoned");
-                    if in_flight.count(&row.tenant_id) >= in_flight.cap(&row.tenant_id, &self.config, Instant::now()) {
-                        continue;
-                    }
-                }
-                let permit = tokio::select! {
-                    p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
-                    () = shutdown.cancelled() => break,
+            while let Ok(permit) = permits.clone().try_acquire_owned() {
+                let next = {
+                    let mut flight = in_flight.lock().expect("not poisoned");
+                    let now = Instant::now();
+                    self.queue.next(|t| flight.count(t) < flight.cap(t, &self.config, now))
                 };
-                in_flight.lock().expect("not poisoned").start(&row.id, &row.tenant_id);
+                let Some(row) = next else { break };
+                in_flight.lock().expect("not poisoned").start(&row.tenant_id);
                 started += 1;
-                let (this, in_flight, finished) = (self.clone(), in_flight.clone(), finished.clone());
+                let (this, in_flight) = (self.clone(), in_flight.clone());
                 tasks.spawn(async move {
-                    let (id, tenant) = (row.id.clone(), row.tenant_id.clone());
+                    let tenant = row.tenant_id.clone();
                     let failed = this.process(row).await;
                     let mut in_flight = in_flight.lock().expect("not poisoned");
-                    in_flight.finish(&id, &tenant);
+                    in_flight.finish(&tenant);
                     in_flight.charge(&tenant, failed, &this.config, Instant::now());
                     drop(in_flight);
                     drop(permit);
-                    finished.notify_one();
+                    this.queue.ready.notify_one();
                 });
             }
             if shutdown.is_cancelled() {
                 break;
             }
             if started == 0 {
-                // Nothing could start: all pending events are running or their tenants are at
-                // their cap. Wait for new events, a finished one, or the poll interval.
+                // Nothing could start: no events, no free worker, or every tenant with events
+                // is at its cap. Wait for a new event, a finished one, or the poll interval.
+                let wait = self.config.poll_interval.saturating_sub(last_poll.elapsed());
                 tokio::select! {
-                    () = self.wake.notified() => {}
-                    () = finished.notified() => {}
-                    () = tokio::time::sleep(self.config.poll_interval) => {}
+                    () = self.queue.ready.notified() => {}
+                    () = tokio::time::sleep(wait) => {}
                     () = shutdown.cancelled() => break,
                 }
-            } else {
-                // Let started tasks make progress before fetching more.
-                let _ = permits.acquire().await;
             }
         }
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Runs one event through its tenant's routes and commits the outcome. Returns the time
-    /// spent in plugin calls that failed.
+    /// Loads pending events that memory does not hold (overflow, and what a restart left)
+    /// into the queue, for tenants that can take them.
+    async fn poll(&self, in_flight: &Mutex<InFlight>) {
+        let mut skip = self.queue.full_tenants();
+        skip.extend(in_flight.lock().expect("not poisoned").blocked(&self.config, Instant::now()));
+        let lease_until = now_ms() + LEASE.as_millis() as i64;
+        match self.store.claim_pending_events(self.config.batch_size, &skip, lease_until).await {
+            Ok(rows) => {
+                let polled = rows.len();
+                let mut seen: Vec<TenantId> = rows.iter().map(|r| r.tenant_id.clone()).collect();
+                seen.dedup();
+                if self.queue.push_polled(rows) < polled {
+                    tracing::debug!("the poll found events already queued");
+                }
+                self.queue.polled(&skip, (polled as u32) < self.config.batch_size, &seen);
+            }
+            Err(e) => tracing::error!("loading pending events: {e}"),
+        }
+    }
+
+    /// Runs one event through its tenant's routes and hands the outcome to the writer.
+    /// Returns the time spent in plugin calls that failed.
     async fn process(&self, row: EventRow) -> Duration {
         let event = row.to_event();
         let routes = self.routes.get(&row.tenant_id);
@@ -210,12 +221,16 @@ impl Pipeline {
                 deliveries.append(&mut queued);
             }
         }
-        let version = routes.as_ref().map(|r| r.version);
-        match self.store.complete_event(&event.id, version, &results, &deliveries).await {
-            Ok(()) if !deliveries.is_empty() => self.deliveries_ready.notify_one(),
-            Ok(()) => {}
-            // Left pending: the next pass retries it.
-            Err(e) => tracing::error!(event = %event.id, "recording processed event: {e}"),
+        let completion = Completion {
+            event: event.id.clone(),
+            tenant: row.tenant_id.clone(),
+            route_version: routes.as_ref().map(|r| r.version),
+            results,
+            deliveries,
+        };
+        if let Err(e) = self.writer.complete(completion).await {
+            // Only at shutdown: the event stays pending and runs again on the next start.
+            tracing::warn!(event = %event.id, "completion not recorded: {e}");
         }
         failed
     }

@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod backlog;
 mod cli;
 mod delivery;
 mod destinations;

@@ -16,6 +16,9 @@ use crate::signing::Secret;
 use crate::sources::{self, SourceError, SourceFormat};
 use crate::store::{InsertOutcome, NewEvent};
 
+/// What a sender is told to wait when its tenant's backlog is full.
+const BACKLOG_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub fn router(config: &Config) -> Router<AppState> {
     Router::new()
         .route("/v1/ingest/{tenant}/{source}", post(ingest))
@@ -30,11 +33,12 @@ async fn ingest(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_content_type(&headers)?;
     let body = body?;
-    let tenant = state.tenant(&tenant_name).await?;
-    let source = state
+    let (tenant, source) = state
         .store
-        .source(&tenant.id, &source_name)
+        .ingest_target(&tenant_name, &source_name)
         .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant named {tenant_name:?}")))?;
+    let source = source
         .ok_or_else(|| ApiError::NotFound(format!("tenant {tenant_name:?} has no source named {source_name:?}")))?;
     let format = SourceFormat::from_name(&source.format)
         .ok_or_else(|| ApiError::Internal(format!("stored source format {:?} unknown", source.format)))?;
@@ -57,6 +61,16 @@ async fn ingest(
         ),
         retry_after,
     })?;
+    // A sustained overload pushes back on the sender instead of growing the backlog forever.
+    let limit = state.config.ingest.max_backlog_per_tenant;
+    if !state.events.admit(&tenant.id, limit) {
+        return Err(ApiError::Overloaded {
+            message: format!(
+                "tenant {tenant_name:?} has {limit} events waiting to be processed (ingest.max_backlog_per_tenant); nothing was stored, retry later"
+            ),
+            retry_after: BACKLOG_RETRY_AFTER,
+        });
+    }
 
     let event = Event {
         id: EventId::generate(),
@@ -69,16 +83,19 @@ async fn ingest(
         attributes: Vec::new(),
     };
     let event_type = event.event_type.clone();
-    let outcome = state
-        .events
-        .insert(NewEvent { tenant_id: tenant.id, upstream_id: parsed.upstream_id, event, raw: body })
-        .await?;
+    // Answered after the commit that holds the event; the writer hands it to the pipeline.
+    let tenant_id = tenant.id.clone();
+    let outcome = state.writer.insert(NewEvent { tenant_id, upstream_id: parsed.upstream_id, event, raw: body }).await;
     let (id, duplicate) = match outcome {
-        InsertOutcome::Stored(id) => {
-            state.pipeline_wake.notify_one();
-            (id, false)
+        Ok(InsertOutcome::Stored(id)) => (id, false),
+        Ok(InsertOutcome::Duplicate(id)) => {
+            state.events.unadmit(&tenant.id);
+            (id, true)
         }
-        InsertOutcome::Duplicate(id) => (id, true),
+        Err(e) => {
+            state.events.unadmit(&tenant.id);
+            return Err(e.into());
+        }
     };
     Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "type": event_type, "duplicate": duplicate}))))
 }

@@ -31,21 +31,22 @@ use crate::event::TenantId;
 use crate::quota::IngestLimiter;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
-use crate::store::{EventWriter, Store, Tenant};
+use crate::store::handoff::EventQueue;
+use crate::store::{Store, Tenant, Writer};
 
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    /// Group-commits ingested events.
-    pub events: EventWriter,
+    /// Group-commits ingested events (and hands them to the pipeline).
+    pub writer: Writer,
+    /// The pipeline's queue, which also counts each tenant's backlog.
+    pub events: Arc<EventQueue>,
     pub runtime: Arc<Runtime>,
     pub routes: Arc<RouteTable>,
     pub config: Arc<Config>,
     pub admin_token: Arc<str>,
-    /// Wakes the pipeline when ingest stored an event.
-    pub pipeline_wake: Arc<Notify>,
-    /// Wakes the delivery worker when a delivery was re-queued.
+    /// Wakes the delivery worker when deliveries were put back in the database (replays).
     pub delivery_wake: Arc<Notify>,
     pub ingest_limits: Arc<IngestLimiter>,
 }

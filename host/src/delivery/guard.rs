@@ -27,23 +27,52 @@ pub enum Admission {
 }
 
 pub struct DestinationGuard {
+    /// In-flight limit of a destination whose own is not known yet.
+    initial_limit: u32,
     threshold: u32,
     cooldown: Duration,
     limits: Mutex<HashMap<Key, (u32, Arc<Semaphore>)>>,
     breakers: Mutex<HashMap<Key, Breaker>>,
 }
 
-/// How soon a delivery deferred by a busy destination looks again.
-const BUSY_RETRY: Duration = Duration::from_millis(100);
+/// How soon a delivery deferred by a busy destination looks again. A delivery waiting in
+/// memory for a busy destination stays queued; only a longer wait (an open circuit) sends it
+/// back to the database.
+pub const BUSY_RETRY: Duration = Duration::from_millis(100);
 
 impl DestinationGuard {
-    pub fn new(threshold: u32, cooldown: Duration) -> Self {
-        Self { threshold, cooldown, limits: Mutex::default(), breakers: Mutex::default() }
+    pub fn new(initial_limit: u32, threshold: u32, cooldown: Duration) -> Self {
+        Self { initial_limit, threshold, cooldown, limits: Mutex::default(), breakers: Mutex::default() }
+    }
+
+    /// Sets the in-flight limit of `url` (its destination's `max_in_flight`, known once its
+    /// row is loaded) for the admissions that follow. The permits are adjusted in place, so
+    /// attempts already running keep counting against the limit.
+    pub fn set_limit(&self, tenant: &TenantId, url: &str, max_in_flight: u32) {
+        let mut limits = self.limits.lock().expect("not poisoned");
+        let key = (tenant.clone(), url.to_owned());
+        match limits.get_mut(&key) {
+            Some((limit, semaphore)) if *limit != max_in_flight => {
+                if max_in_flight > *limit {
+                    semaphore.add_permits((max_in_flight - *limit) as usize);
+                } else {
+                    // Permits in use are not forgotten: the limit holds again once they return.
+                    semaphore.forget_permits((*limit - max_in_flight) as usize);
+                }
+                *limit = max_in_flight;
+            }
+            Some(_) => {}
+            None => {
+                limits.insert(key, (max_in_flight, Arc::new(Semaphore::new(max_in_flight as usize))));
+            }
+        }
     }
 
     /// Admits an attempt to `url` if its circuit is closed (or half-open: cooldown over) and
-    /// fewer than `max_in_flight` attempts to it are running.
-    pub fn admit(&self, tenant: &TenantId, url: &str, max_in_flight: u32) -> Admission {
+    /// fewer than its limit of attempts are running. A destination seen for the first time
+    /// gets the default limit until `set_limit` says otherwise (one attempt, when `max_in_flight`
+    /// may be lower than the global limit).
+    pub fn admit(&self, tenant: &TenantId, url: &str) -> Admission {
         let key = (tenant.clone(), url.to_owned());
         if let Some(until) = self.breakers.lock().expect("not poisoned").get(&key).and_then(|b| b.open_until) {
             let now = Instant::now();
@@ -53,13 +82,8 @@ impl DestinationGuard {
         }
         let semaphore = {
             let mut limits = self.limits.lock().expect("not poisoned");
-            let entry =
-                limits.entry(key).or_insert_with(|| (max_in_flight, Arc::new(Semaphore::new(max_in_flight as usize))));
-            if entry.0 != max_in_flight {
-                // The limit changed (routes applied): new attempts use the new one.
-                *entry = (max_in_flight, Arc::new(Semaphore::new(max_in_flight as usize)));
-            }
-            entry.1.clone()
+            let initial = self.initial_limit;
+            limits.entry(key).or_insert_with(|| (initial, Arc::new(Semaphore::new(initial as usize)))).1.clone()
         };
         match semaphore.try_acquire_owned() {
             Ok(permit) => Admission::Go(permit),
@@ -93,24 +117,30 @@ mod tests {
 
     #[test]
     fn the_breaker_opens_at_the_threshold_and_a_success_closes_it() {
-        let g = DestinationGuard::new(2, Duration::from_secs(60));
+        let g = DestinationGuard::new(4, 2, Duration::from_secs(60));
         let t = TenantId::generate();
         assert!(!g.record(&t, "u", false));
-        assert!(matches!(g.admit(&t, "u", 4), Admission::Go(_)));
+        assert!(matches!(g.admit(&t, "u"), Admission::Go(_)));
         assert!(g.record(&t, "u", false), "second failure opens it");
-        assert!(matches!(g.admit(&t, "u", 4), Admission::Wait(d) if d > Duration::from_secs(59)));
-        assert!(matches!(g.admit(&t, "other", 4), Admission::Go(_)), "other destinations are unaffected");
+        assert!(matches!(g.admit(&t, "u"), Admission::Wait(d) if d > Duration::from_secs(59)));
+        assert!(matches!(g.admit(&t, "other"), Admission::Go(_)), "other destinations are unaffected");
         g.record(&t, "u", true);
-        assert!(matches!(g.admit(&t, "u", 4), Admission::Go(_)));
+        assert!(matches!(g.admit(&t, "u"), Admission::Go(_)));
     }
 
     #[test]
     fn at_most_max_in_flight_attempts_run() {
-        let g = DestinationGuard::new(5, Duration::from_secs(1));
+        let g = DestinationGuard::new(1, 5, Duration::from_secs(1));
         let t = TenantId::generate();
-        let Admission::Go(first) = g.admit(&t, "u", 1) else { panic!("first is admitted") };
-        assert!(matches!(g.admit(&t, "u", 1), Admission::Wait(_)));
+        let Admission::Go(first) = g.admit(&t, "u") else { panic!("first is admitted") };
+        assert!(matches!(g.admit(&t, "u"), Admission::Wait(_)), "one until the limit is known");
+        g.set_limit(&t, "u", 2);
+        let Admission::Go(second) = g.admit(&t, "u") else { panic!("the limit grew to 2") };
+        assert!(matches!(g.admit(&t, "u"), Admission::Wait(_)), "the first still counts");
+        g.set_limit(&t, "u", 1);
         drop(first);
-        assert!(matches!(g.admit(&t, "u", 1), Admission::Go(_)));
+        assert!(matches!(g.admit(&t, "u"), Admission::Wait(_)), "shrunk to 1, and one is running");
+        drop(second);
+        assert!(matches!(g.admit(&t, "u"), Admission::Go(_)));
     }
 }

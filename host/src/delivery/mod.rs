@@ -1,5 +1,10 @@
 //! Delivery: the outbox worker that signs (Standard Webhooks) and POSTs queued deliveries,
 //! retrying on the configured schedule and dead-lettering when it runs out.
+//!
+//! New deliveries arrive in memory, handed over by the writer after the commit that queued
+//! them (`store::handoff`). The database is polled for the rest: retries that fell due,
+//! replays, what memory could not hold, and what the last stop left. Outcomes go back
+//! through the writer, so no attempt waits for a commit of its own.
 
 pub mod address;
 pub mod client;
@@ -15,97 +20,136 @@ use tokio_util::sync::CancellationToken;
 use self::guard::{Admission, DestinationGuard};
 use crate::config::DeliveryConfig;
 use crate::signing::Secret;
-use crate::store::{AttemptRecord, DeliveryJob, DeliveryStatus, DestinationRow, Store, now_ms};
+use crate::store::handoff::DeliveryQueue;
+use crate::store::{AttemptDone, AttemptRecord, DeliveryJob, DeliveryStatus, DestinationRow, Store, Writer, now_ms};
 
 pub struct DeliveryWorker {
     pub store: Store,
     pub client: reqwest::Client,
     pub config: DeliveryConfig,
-    /// Signalled by the pipeline when it queued deliveries.
+    /// New deliveries, handed over by the writer after their commit.
+    pub queue: Arc<DeliveryQueue>,
+    pub writer: Writer,
+    /// Signalled when deliveries were put back in the database (replays): poll now.
     pub wake: Arc<Notify>,
     guard: DestinationGuard,
     addresses: address::AddressPolicy,
 }
 
 impl DeliveryWorker {
-    pub fn new(store: Store, config: DeliveryConfig, wake: Arc<Notify>) -> Self {
+    pub fn new(
+        store: Store,
+        config: DeliveryConfig,
+        queue: Arc<DeliveryQueue>,
+        writer: Writer,
+        wake: Arc<Notify>,
+    ) -> Self {
         // The client's own timeout is the ceiling; destinations may ask for less (or more,
         // up to 5 minutes: the per-request timeout below overrides it).
         let client = client::build(config.timeout, config.addresses());
-        let guard = DestinationGuard::new(config.breaker_threshold, config.breaker_cooldown);
+        // One attempt to a destination until its row (with its own in-flight limit) is loaded.
+        let guard = DestinationGuard::new(1, config.breaker_threshold, config.breaker_cooldown);
         let addresses = config.addresses();
-        Self { store, client, config, wake, guard, addresses }
-    }
-
-    /// How long a claimed delivery is ours: the attempt's timeout plus margin. If we die,
-    /// the row is claimed again after this.
-    /// Long enough for the longest per-destination timeout; after a crash, start-up releases
-    /// every lease at once, so length costs no recovery time.
-    fn lease(&self) -> i64 {
-        (self.config.timeout.max(crate::routes::MAX_DESTINATION_TIMEOUT) * 2 + Duration::from_secs(5)).as_millis()
-            as i64
+        Self { store, client, config, queue, writer, wake, guard, addresses }
     }
 
     /// Sends due deliveries until `shutdown`, then lets attempts in flight finish.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let mut tasks = tokio::task::JoinSet::new();
+        let mut next_poll = tokio::time::Instant::now();
         while !shutdown.is_cancelled() {
             while tasks.try_join_next().is_some() {}
-            let free = permits.available_permits().max(1) as u32;
-            let jobs = match self.store.claim_due_deliveries(free, now_ms() + self.lease()).await {
-                Ok(jobs) => jobs,
-                Err(e) => {
-                    tracing::error!("claiming deliveries: {e}");
-                    Vec::new()
-                }
-            };
-            let idle = jobs.is_empty();
-            for job in jobs {
-                let permit = permits.clone().acquire_owned().await.expect("semaphore never closed");
+            if tokio::time::Instant::now() >= next_poll || self.queue.wants_poll() {
+                next_poll = tokio::time::Instant::now() + self.poll().await;
+            }
+            let mut started = 0;
+            while let Ok(permit) = permits.clone().try_acquire_owned() {
+                // The first queued delivery whose destination has room; one whose circuit is
+                // open comes out too, to be deferred.
+                let next = self.queue.next(|job| match self.guard.admit(&job.tenant_id, &job.url) {
+                    Admission::Go(p) => Some(Ok(p)),
+                    Admission::Wait(w) if w > guard::BUSY_RETRY => Some(Err(w)),
+                    Admission::Wait(_) => None,
+                });
+                let Some((job, admission)) = next else { break };
+                started += 1;
                 let this = self.clone();
                 tasks.spawn(async move {
-                    this.attempt(job).await;
+                    match admission {
+                        Ok(go) => this.attempt(job, go).await,
+                        Err(wait) => this.defer(job, wait).await,
+                    }
                     drop(permit);
                 });
             }
-            if idle {
-                let sleep = self.until_next_due().await;
+            if started == 0 {
                 tokio::select! {
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(sleep) => {}
+                    () = self.queue.ready.notified() => {}
+                    () = self.wake.notified() => next_poll = tokio::time::Instant::now(),
+                    () = tokio::time::sleep_until(next_poll) => {}
                     () = shutdown.cancelled() => {}
                 }
-            } else {
-                let _ = permits.acquire().await;
             }
         }
         while tasks.join_next().await.is_some() {}
     }
 
-    async fn until_next_due(&self) -> Duration {
+    /// Claims due deliveries that memory does not hold into the queue; returns how long
+    /// until the next poll (when the next known one falls due, at most `poll_interval`). When
+    /// memory is full it waits for room (`DeliveryQueue::wants_poll`).
+    async fn poll(&self) -> Duration {
         let poll = self.config.poll_interval;
+        let room = self.queue.room().min(256) as u32;
+        if room == 0 {
+            self.queue.mark_overflow();
+            return poll;
+        }
+        let lease_until = now_ms() + crate::store::LEASE.as_millis() as i64;
+        match self.store.claim_due_deliveries(room, lease_until).await {
+            Ok(jobs) => {
+                let n = jobs.len() as u32;
+                self.queue.push_polled(jobs);
+                self.queue.polled(n < room);
+                if n == room {
+                    return poll;
+                }
+            }
+            Err(e) => tracing::error!("claiming deliveries: {e}"),
+        }
         match self.store.next_delivery_due().await {
             Ok(Some(at)) => Duration::from_millis((at - now_ms()).max(0) as u64).min(poll),
             _ => poll,
         }
     }
 
-    /// One claimed delivery: dead-lettered if its destination is disabled, deferred if the
-    /// destination is busy or its circuit is open, otherwise attempted (sign, send, record,
-    /// schedule) and the destination's health updated.
-    async fn attempt(&self, job: DeliveryJob) {
+    /// A delivery whose destination's circuit is open goes back to the database until the
+    /// cooldown is over; the try is not counted.
+    async fn defer(&self, job: DeliveryJob, wait: Duration) {
+        let at = now_ms() + wait.as_millis() as i64;
+        if let Err(e) = self.writer.defer(job.id.clone(), at).await {
+            tracing::error!(delivery = %job.id, "deferring: {e}");
+            self.queue.finished(&job.id);
+        }
+    }
+
+    /// One delivery admitted by the guard: dead-lettered if its destination is disabled,
+    /// otherwise attempted (sign, send, record, schedule) and the destination's health
+    /// updated.
+    async fn attempt(&self, job: DeliveryJob, _permit: tokio::sync::OwnedSemaphorePermit) {
         let destination = match self.store.destination(&job.tenant_id, &job.url).await {
             Ok(d) => d,
             Err(e) => {
+                // Back to the database, to be tried again after a pause.
                 tracing::error!(delivery = %job.id, "loading destination: {e}");
-                return; // the lease runs out and the delivery is claimed again
+                return self.defer(job, Duration::from_secs(1)).await;
             }
         };
         if let Some(reason) = destination.as_ref().and_then(|d| d.disabled_reason.as_deref()) {
             let reason = format!("destination disabled: {reason}; enable it, then replay");
-            if let Err(e) = self.store.dead_letter(&job.id, &reason).await {
+            if let Err(e) = self.writer.dead_letter(job.id.clone(), reason).await {
                 tracing::error!(delivery = %job.id, "dead-lettering: {e}");
+                self.queue.finished(&job.id);
             }
             return;
         }
@@ -113,16 +157,8 @@ impl DeliveryWorker {
             destination.as_ref().and_then(|d| d.max_in_flight).map_or(self.config.max_in_flight_per_destination, |m| {
                 m.clamp(1, self.config.max_in_flight_per_destination as i64) as u32
             });
-        let _permit = match self.guard.admit(&job.tenant_id, &job.url, max_in_flight) {
-            Admission::Go(permit) => permit,
-            Admission::Wait(wait) => {
-                let at = now_ms() + wait.as_millis() as i64;
-                if let Err(e) = self.store.defer_delivery(&job.id, at).await {
-                    tracing::error!(delivery = %job.id, "deferring: {e}");
-                }
-                return;
-            }
-        };
+        // Later admissions use the destination's own limit.
+        self.guard.set_limit(&job.tenant_id, &job.url, max_in_flight);
 
         let attempt = job.attempts + 1;
         let started_at = now_ms();
@@ -169,9 +205,11 @@ impl DeliveryWorker {
             status,
             next_attempt_at,
         };
-        if let Err(e) = self.store.record_attempt(&job.id, attempt, &record).await {
-            // The lease runs out and the delivery is tried again: at-least-once.
-            tracing::error!(delivery = %job.id, "recording attempt: {e}");
+        if let Err(e) = self.writer.attempt(AttemptDone { delivery: job.id.clone(), attempt, record }).await {
+            // Only at shutdown: the lease is released at the next start and the delivery is
+            // tried again with the same webhook-id (at-least-once).
+            tracing::warn!(delivery = %job.id, "attempt not recorded: {e}");
+            self.queue.finished(&job.id);
         }
     }
 
@@ -188,15 +226,19 @@ impl DeliveryWorker {
         if self.guard.record(&job.tenant_id, &job.url, success) {
             tracing::warn!(url = %job.url, cooldown = ?self.config.breaker_cooldown, "circuit opened after repeated failures");
         }
+        let after = self.config.disable_after.as_millis() as i64;
         let result = match error {
             None if destination.is_some_and(|d| d.failing_since.is_some()) => {
                 self.store.destination_recovered(&job.tenant_id, &job.url).await.map(|()| None)
             }
             None => Ok(None),
+            // Already failing, not yet for long enough to disable: nothing to write.
+            Some(_) if !gone && destination.is_some_and(|d| d.failing_since.is_some_and(|s| now_ms() - s < after)) => {
+                Ok(None)
+            }
             Some(error) => {
                 let gone_reason = gone
                     .then(|| format!("the receiver answered 410 Gone at {}", crate::store::ms_to_rfc3339(now_ms())));
-                let after = self.config.disable_after.as_millis() as i64;
                 self.store.destination_failed(&job.tenant_id, &job.url, gone_reason, after, error).await
             }
         };

@@ -176,10 +176,16 @@ impl Runtime {
         let (logs, peak_memory_bytes) = (state.logs.clone(), state.memory.peak_bytes);
         let writes = std::mem::take(&mut store.data_mut().kv_writes);
         let outcome = match outcome {
-            Ok(verdict) if !dry_run => match self.store.kv_apply(tenant_id, &writes).await {
-                Ok(()) => Ok(verdict),
-                Err(e) => Err(PluginFailure::KvCommit { plugin: label, message: e.to_string() }),
-            },
+            Ok(verdict) if !dry_run => {
+                let stored = match &self.kv_writer {
+                    Some(writer) => writer.kv(&self.store, tenant_id, writes).await,
+                    None => self.store.kv_apply(tenant_id, &writes).await,
+                };
+                match stored {
+                    Ok(()) => Ok(verdict),
+                    Err(e) => Err(PluginFailure::KvCommit { plugin: label, message: e.to_string() }),
+                }
+            }
             other => other,
         };
         Trace { result: outcome, logs, elapsed: started.elapsed(), peak_memory_bytes }

@@ -102,6 +102,9 @@ pub struct Runtime {
     /// misses the cache instead of loading an incompatible artifact.
     engine_hash: String,
     store: Store,
+    /// Where successful calls' kv writes go (group-committed, read back at once through the
+    /// store's overlay). Without one, each call commits its own writes.
+    kv_writer: Option<crate::store::Writer>,
     loaded: Mutex<HashMap<PluginId, Arc<LoadedPlugin>>>,
     ticker_stop: Arc<AtomicBool>,
 }
@@ -155,6 +158,7 @@ impl Runtime {
             artifacts: artifacts.to_owned(),
             engine_hash,
             store,
+            kv_writer: None,
             loaded: Mutex::new(HashMap::new()),
             ticker_stop,
         })
@@ -162,6 +166,12 @@ impl Runtime {
 
     /// Per-tenant sandbox limits (see `Config::plugin_limits`), by tenant name. Each memory
     /// cap must be at most the engine's (`Config::validate` checks this).
+    /// Sends successful calls' kv writes through the group-committing writer.
+    pub fn with_writer(mut self, writer: crate::store::Writer) -> Self {
+        self.kv_writer = Some(writer);
+        self
+    }
+
     pub fn with_tenant_limits(mut self, limits: impl IntoIterator<Item = (String, PluginLimits)>) -> Self {
         self.tenant_limits = limits.into_iter().map(|(name, l)| (name, Arc::new(l))).collect();
         self

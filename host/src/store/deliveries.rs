@@ -4,8 +4,9 @@
 //! expire and the row is claimed again, so delivery is at-least-once with a stable id.
 
 use serde::Serialize;
-use sqlx::{Sqlite, Transaction};
+use sqlx::{QueryBuilder, Sqlite, Transaction};
 
+use super::writer::AttemptDone;
 use super::{Result, Store, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
 use crate::event::{DeliveryId, EventId, TenantId};
 
@@ -139,86 +140,163 @@ const ROW: &str = "id, event_id, route, url, event_type, status, attempts,
     CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at,
     last_status, last_error, superseded_at, created_at, updated_at";
 
-pub(super) async fn insert_delivery(tx: &mut Transaction<'_, Sqlite>, d: &NewDelivery, now: i64) -> Result<()> {
+impl NewDelivery {
+    /// The job for the delivery worker, handed over in memory once this row is committed.
+    pub(super) fn to_job(&self) -> DeliveryJob {
+        DeliveryJob {
+            id: self.id.clone(),
+            tenant_id: self.tenant_id.clone(),
+            url: self.url.clone(),
+            secret: self.secret.clone(),
+            event_type: self.event_type.clone(),
+            content_type: self.content_type.clone(),
+            body: self.body.clone(),
+            attempts: 0,
+            tries: 0,
+        }
+    }
+}
+
+/// Queues deliveries in multi-row statements; each is leased when memory holds it.
+pub(super) async fn insert_deliveries(
+    tx: &mut Transaction<'_, Sqlite>,
+    rows: &[(&NewDelivery, Option<i64>)],
+    now: i64,
+) -> Result<()> {
+    // 14 binds a row.
+    for chunk in rows.chunks(1000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (id, tenant_id, event_id, route, url, secret, event_type, content_type, body,
+                                     next_attempt_at, lease_until, created_at, updated_at, status) ",
+        );
+        q.push_values(chunk, |mut row, (d, lease)| {
+            row.push_bind(&d.id)
+                .push_bind(&d.tenant_id)
+                .push_bind(&d.event_id)
+                .push_bind(&d.route)
+                .push_bind(&d.url)
+                .push_bind(&d.secret)
+                .push_bind(&d.event_type)
+                .push_bind(&d.content_type)
+                .push_bind(&d.body)
+                .push_bind(d.not_before)
+                .push_bind(*lease)
+                .push_bind(now)
+                .push_bind(now)
+                .push("'pending'");
+        });
+        q.build().persistent(false).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Logs attempts and moves their deliveries on, releasing their leases.
+pub(super) async fn record_attempts(
+    tx: &mut Transaction<'_, Sqlite>,
+    attempts: &[&AttemptDone],
+    now: i64,
+) -> Result<()> {
+    // 7 binds a row in the first statement, 7 in the second.
+    for chunk in attempts.chunks(1000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_snippet) ",
+        );
+        q.push_values(chunk, |mut row, a| {
+            row.push_bind(&a.delivery)
+                .push_bind(a.attempt)
+                .push_bind(a.record.started_at)
+                .push_bind(a.record.duration_ms)
+                .push_bind(a.record.status_code.map(i64::from))
+                .push_bind(&a.record.error)
+                .push_bind(&a.record.response_snippet);
+        });
+        q.build().persistent(false).execute(&mut **tx).await?;
+
+        // SQLite and PostgreSQL both name a VALUES list's columns column1, column2, ...
+        let mut q = QueryBuilder::<Sqlite>::new("WITH v AS (");
+        q.push_values(chunk, |mut row, a| {
+            row.push_bind(&a.delivery)
+                .push_bind(a.record.status)
+                .push_bind(a.attempt)
+                .push_bind(a.record.next_attempt_at)
+                .push_bind(a.record.status_code.map(i64::from))
+                .push_bind(&a.record.error);
+        });
+        q.push(
+            ") UPDATE deliveries SET status = v.column2, attempts = v.column3, tries = tries + 1,
+                 next_attempt_at = COALESCE(v.column4, next_attempt_at), lease_until = NULL,
+                 last_status = v.column5, last_error = v.column6, updated_at = ",
+        );
+        q.push_bind(now).push(" FROM v WHERE deliveries.id = v.column1");
+        q.build().persistent(false).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Puts a claimed delivery back without an attempt (its destination is busy or its circuit
+/// is open): due again at `at`, and the try is not counted.
+pub(super) async fn defer(tx: &mut Transaction<'_, Sqlite>, id: &DeliveryId, at: i64) -> Result<()> {
+    sqlx::query("UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL WHERE id = ? AND status = 'pending'")
+        .bind(at)
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Dead-letters a claimed delivery without an attempt, with the reason (its destination is
+/// disabled). It can be replayed once the destination is enabled again.
+pub(super) async fn dead_letter(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &DeliveryId,
+    reason: &str,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
-        "INSERT INTO deliveries (id, tenant_id, event_id, route, url, secret, event_type, content_type, body, status,
-                                 next_attempt_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)",
+        "UPDATE deliveries SET status = 'dead', lease_until = NULL, last_error = ?, updated_at = ?
+         WHERE id = ? AND status = 'pending'",
     )
-    .bind(&d.id)
-    .bind(&d.tenant_id)
-    .bind(&d.event_id)
-    .bind(&d.route)
-    .bind(&d.url)
-    .bind(&d.secret)
-    .bind(&d.event_type)
-    .bind(&d.content_type)
-    .bind(&d.body)
-    .bind(d.not_before)
+    .bind(reason)
     .bind(now)
-    .bind(now)
+    .bind(id)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
 impl Store {
-    /// Leases up to `limit` due deliveries until `lease_until` and returns them. A row whose
-    /// lease has run out (its worker died) is due again.
+    /// Leases up to `limit` due deliveries that no one holds until `lease_until` and returns
+    /// them: retries that fell due, what memory could not take, and what a restart left.
     pub async fn claim_due_deliveries(&self, limit: u32, lease_until: i64) -> Result<Vec<DeliveryJob>> {
-        let now = now_ms();
         Ok(sqlx::query_as(
             "UPDATE deliveries SET lease_until = ?
              WHERE id IN (SELECT id FROM deliveries
-                          WHERE status = 'pending' AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+                          WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at <= ?
                           ORDER BY next_attempt_at LIMIT ?)
              RETURNING id, tenant_id, url, secret, event_type, content_type, body, attempts, tries",
         )
         .bind(lease_until)
-        .bind(now)
-        .bind(now)
+        .bind(now_ms())
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
     }
 
-    /// When the next pending delivery falls due (ignoring leases), so the worker can sleep.
+    /// When the next delivery that no one holds falls due, so the worker can sleep until then.
     pub async fn next_delivery_due(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND lease_until IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
-    /// Logs an attempt and moves the delivery on, releasing the lease, in one transaction.
+    /// Logs an attempt and moves the delivery on, releasing the lease, in one transaction,
+    /// outside the writer. For tests and tools.
     pub async fn record_attempt(&self, id: &DeliveryId, attempt: i64, rec: &AttemptRecord) -> Result<()> {
+        let done = AttemptDone { delivery: id.clone(), attempt, record: rec.clone() };
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_snippet)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(attempt)
-        .bind(rec.started_at)
-        .bind(rec.duration_ms)
-        .bind(rec.status_code.map(i64::from))
-        .bind(&rec.error)
-        .bind(&rec.response_snippet)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE deliveries SET status = ?, attempts = ?, tries = tries + 1, next_attempt_at = COALESCE(?, next_attempt_at),
-                    lease_until = NULL, last_status = ?, last_error = ?, updated_at = ?
-             WHERE id = ?",
-        )
-        .bind(rec.status)
-        .bind(attempt)
-        .bind(rec.next_attempt_at)
-        .bind(rec.status_code.map(i64::from))
-        .bind(&rec.error)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        record_attempts(&mut tx, &[&done], now_ms()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -286,34 +364,6 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Puts a claimed delivery back without an attempt (its destination is busy or its
-    /// circuit is open): due again at `at`, and the try is not counted.
-    pub async fn defer_delivery(&self, id: &DeliveryId, at: i64) -> Result<()> {
-        sqlx::query(
-            "UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL WHERE id = ? AND status = 'pending'",
-        )
-        .bind(at)
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Dead-letters a claimed delivery without an attempt, with the reason (its destination
-    /// is disabled). It can be replayed once the destination is enabled again.
-    pub async fn dead_letter(&self, id: &DeliveryId, reason: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE deliveries SET status = 'dead', lease_until = NULL, last_error = ?, updated_at = ?
-             WHERE id = ? AND status = 'pending'",
-        )
-        .bind(reason)
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Replays every dead delivery of the tenant that matches `filter` (as `replay_delivery`
     /// does one), returning how many.
     pub async fn replay_dead(&self, tenant: &TenantId, filter: &DeadFilter) -> Result<u64> {
@@ -351,20 +401,23 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        for d in new {
-            insert_delivery(&mut tx, d, now).await?;
-        }
+        let rows: Vec<_> = new.iter().map(|d| (d, None)).collect();
+        insert_deliveries(&mut tx, &rows, now).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Drops every lease. Only for start-up of the single-process (SQLite) router: nobody
-    /// else can be holding one, and waiting for them to expire would only delay recovery.
-    pub async fn release_leases(&self) -> Result<u64> {
-        let done = sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
+    /// Drops every lease, of deliveries and events. Only for start-up of the single-process
+    /// (SQLite) router: nobody else can be holding one, and waiting for them to expire would
+    /// only delay recovery. Returns (deliveries, events) released.
+    pub async fn release_leases(&self) -> Result<(u64, u64)> {
+        let deliveries = sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected())
+        let events = sqlx::query("UPDATE events SET lease_until = NULL WHERE lease_until IS NOT NULL")
+            .execute(&self.pool)
+            .await?;
+        Ok((deliveries.rows_affected(), events.rows_affected()))
     }
 
     pub async fn count_deliveries(&self, status: DeliveryStatus) -> Result<i64> {

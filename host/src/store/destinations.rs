@@ -2,6 +2,8 @@
 //! must outlive a route version: the signing secret and its rotation, per-destination
 //! delivery settings, and health (failing since, disabled and why).
 
+use std::sync::atomic::Ordering;
+
 use serde::Serialize;
 
 use super::{Result, Store, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
@@ -93,15 +95,41 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        for d in list {
+            self.forget_destination(tenant, &d.url);
+        }
         Ok(())
     }
 
+    /// A destination's row, from memory after the first read: the delivery worker needs it
+    /// for every attempt. Every write below drops the entry, so the next read is current.
     pub async fn destination(&self, tenant: &TenantId, url: &str) -> Result<Option<DestinationRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM destinations WHERE tenant_id = ? AND url = ?"))
-            .bind(tenant)
-            .bind(url)
-            .fetch_optional(&self.pool)
-            .await?)
+        let key = (tenant.clone(), url.to_owned());
+        if let Some(hit) = self.caches.destinations.lock().expect("not poisoned").get(&key) {
+            return Ok(hit.clone());
+        }
+        let writes = self.caches.destination_writes.load(Ordering::Acquire);
+        let row: Option<DestinationRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM destinations WHERE tenant_id = ? AND url = ?"))
+                .bind(tenant)
+                .bind(url)
+                .fetch_optional(&self.pool)
+                .await?;
+        let mut cache = self.caches.destinations.lock().expect("not poisoned");
+        // A write since the read began may have been missed by it: do not keep it.
+        if self.caches.destination_writes.load(Ordering::Acquire) == writes {
+            if cache.len() >= super::CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(key, row.clone());
+        }
+        Ok(row)
+    }
+
+    fn forget_destination(&self, tenant: &TenantId, url: &str) {
+        let mut cache = self.caches.destinations.lock().expect("not poisoned");
+        self.caches.destination_writes.fetch_add(1, Ordering::AcqRel);
+        cache.remove(&(tenant.clone(), url.to_owned()));
     }
 
     pub async fn list_destinations(&self, tenant: &TenantId) -> Result<Vec<DestinationRow>> {
@@ -118,6 +146,7 @@ impl Store {
             .bind(url)
             .execute(&self.pool)
             .await?;
+        self.forget_destination(tenant, url);
         Ok(())
     }
 
@@ -141,6 +170,7 @@ impl Store {
         .bind(url)
         .fetch_optional(&self.pool)
         .await?;
+        self.forget_destination(tenant, url);
         let Some(Some(since)) = since else { return Ok(None) };
         let reason = disable.or_else(|| {
             (now - since >= disable_after_ms).then(|| {
@@ -159,6 +189,7 @@ impl Store {
             .bind(url)
             .execute(&self.pool)
             .await?;
+            self.forget_destination(tenant, url);
         }
         Ok(reason)
     }
@@ -174,6 +205,7 @@ impl Store {
         .bind(url)
         .execute(&self.pool)
         .await?;
+        self.forget_destination(tenant, url);
         Ok(done.rows_affected() > 0)
     }
 }

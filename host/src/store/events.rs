@@ -1,9 +1,13 @@
 //! Inbound events: idempotent insert at ingest, and the one transaction that turns a
 //! processed event into route results and outbox rows.
 
-use serde::Serialize;
+use std::collections::{HashMap, HashSet};
 
-use super::deliveries::{DeliveryRow, NewDelivery, insert_delivery};
+use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite, Transaction};
+
+use super::deliveries::{DeliveryRow, NewDelivery, insert_deliveries};
+use super::writer::Completion;
 use super::{Result, Store, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
 use crate::event::{Event, EventId, TenantId};
 
@@ -48,6 +52,27 @@ pub struct EventRow {
 }
 
 impl EventRow {
+    /// The row of an event the writer just stored, to hand to the pipeline without reading
+    /// it back.
+    pub(super) fn stored(new: &NewEvent, received_at: i64) -> Self {
+        let ev = &new.event;
+        Self {
+            id: ev.id.clone(),
+            tenant_id: new.tenant_id.clone(),
+            tenant: ev.tenant.clone(),
+            source: ev.source.clone(),
+            upstream_id: new.upstream_id.clone(),
+            event_type: ev.event_type.clone(),
+            time: ev.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            subject: ev.subject.clone(),
+            data: ev.data.clone(),
+            status: "pending".into(),
+            received_at,
+            processed_at: None,
+            route_version: None,
+        }
+    }
+
     /// The canonical event, for the pipeline.
     pub fn to_event(&self) -> Event {
         Event {
@@ -97,96 +122,197 @@ pub struct EventDetail {
 const COLUMNS: &str = "e.id, e.tenant_id, t.name AS tenant, e.source, e.upstream_id, e.event_type, e.time, e.subject,
     e.data, e.status, e.received_at, e.processed_at, e.route_version";
 
+/// Inserts a batch of accepted events (status `pending`; leased when memory holds them) in
+/// one multi-row statement, with one outcome per event in order. A duplicate, also of an
+/// earlier event in the same batch, is reported with the stored event's id.
+pub(super) async fn insert_batch(
+    tx: &mut Transaction<'_, Sqlite>,
+    batch: &[(&NewEvent, Option<i64>)],
+    received_at: i64,
+) -> Result<Vec<InsertOutcome>> {
+    if batch.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut inserted = HashSet::new();
+    // 11 binds a row, far below SQLite's 32,766.
+    for chunk in batch.chunks(1000) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (id, tenant_id, source, upstream_id, event_type, time, subject, data, raw, received_at, lease_until, status) ",
+        );
+        q.push_values(chunk, |mut row, (new, lease)| {
+            let ev = &new.event;
+            row.push_bind(&ev.id)
+                .push_bind(&new.tenant_id)
+                .push_bind(&ev.source)
+                .push_bind(&new.upstream_id)
+                .push_bind(&ev.event_type)
+                .push_bind(ev.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                .push_bind(&ev.subject)
+                .push_bind(&ev.data)
+                .push_bind(&new.raw[..])
+                .push_bind(received_at)
+                .push_bind(*lease)
+                .push("'pending'");
+        });
+        q.push(" ON CONFLICT (tenant_id, source, upstream_id) DO NOTHING RETURNING id");
+        let ids: Vec<EventId> = q.build_query_scalar().persistent(false).fetch_all(&mut **tx).await?;
+        inserted.extend(ids);
+    }
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for (new, _) in batch {
+        if inserted.contains(&new.event.id) {
+            outcomes.push(InsertOutcome::Stored(new.event.id.clone()));
+        } else {
+            let id = sqlx::query_scalar("SELECT id FROM events WHERE tenant_id = ? AND source = ? AND upstream_id = ?")
+                .bind(&new.tenant_id)
+                .bind(&new.event.source)
+                .bind(&new.upstream_id)
+                .fetch_one(&mut **tx)
+                .await?;
+            outcomes.push(InsertOutcome::Duplicate(id));
+        }
+    }
+    Ok(outcomes)
+}
+
+/// Moves completed events out of `pending` and records their route results and outbox rows
+/// (`leases[i][j]`: the lease of completion i's delivery j, when memory holds it). Returns the
+/// events this batch moved. An event already processed (by an earlier run that crashed after
+/// its commit) is left as it was, and its results and deliveries are not written again.
+pub(super) async fn complete_batch(
+    tx: &mut Transaction<'_, Sqlite>,
+    completions: &[&Completion],
+    leases: &[Vec<Option<i64>>],
+    now: i64,
+) -> Result<HashSet<EventId>> {
+    let mut moved = HashSet::new();
+    if completions.is_empty() {
+        return Ok(moved);
+    }
+    let mut by_version: HashMap<Option<i64>, Vec<&EventId>> = HashMap::new();
+    for c in completions {
+        by_version.entry(c.route_version).or_default().push(&c.event);
+    }
+    for (version, ids) in by_version {
+        for chunk in ids.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE events SET status = 'processed', processed_at = ");
+            q.push_bind(now).push(", route_version = ").push_bind(version);
+            q.push(", lease_until = NULL WHERE status = 'pending' AND id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(") RETURNING id");
+            let ids: Vec<EventId> = q.build_query_scalar().persistent(false).fetch_all(&mut **tx).await?;
+            moved.extend(ids);
+        }
+    }
+    let results: Vec<(&EventId, &RouteResult)> = completions
+        .iter()
+        .filter(|c| moved.contains(&c.event))
+        .flat_map(|c| c.results.iter().map(move |r| (&c.event, r)))
+        .collect();
+    for chunk in results.chunks(1000) {
+        let mut q =
+            QueryBuilder::<Sqlite>::new("INSERT INTO route_results (event_id, route, outcome, detail, outputs) ");
+        q.push_values(chunk, |mut row, (event, r)| {
+            row.push_bind(*event).push_bind(&r.route).push_bind(r.outcome).push_bind(&r.detail).push_bind(r.outputs);
+        });
+        q.build().persistent(false).execute(&mut **tx).await?;
+    }
+    let deliveries: Vec<(&NewDelivery, Option<i64>)> = completions
+        .iter()
+        .zip(leases)
+        .filter(|(c, _)| moved.contains(&c.event))
+        .flat_map(|(c, l)| c.deliveries.iter().zip(l.iter().copied()))
+        .collect();
+    insert_deliveries(tx, &deliveries, now).await?;
+    Ok(moved)
+}
+
 impl Store {
-    /// Stores an accepted event (status `pending`), or reports the stored twin when the same
-    /// upstream event (tenant, source, upstream id) arrived before.
+    /// Stores one accepted event in its own transaction, unleased (the poll finds it).
+    /// Ingest goes through the writer instead; this is for tests and tools.
     pub async fn insert_event(&self, new: NewEvent) -> Result<InsertOutcome> {
         let mut outcomes = self.insert_events(std::slice::from_ref(&new)).await?;
         Ok(outcomes.pop().expect("one outcome per event"))
     }
 
-    /// Stores a batch of accepted events in one transaction (one fsync for all of them), with
-    /// one outcome per event in order. A duplicate, also of an earlier event in the same batch,
-    /// is reported with the stored event's id.
+    /// Stores a batch of accepted events in one transaction, unleased, with one outcome per
+    /// event in order (see `insert_batch`).
     pub async fn insert_events(&self, batch: &[NewEvent]) -> Result<Vec<InsertOutcome>> {
+        let rows: Vec<_> = batch.iter().map(|e| (e, None)).collect();
         let mut tx = self.pool.begin().await?;
-        let received_at = now_ms();
-        let mut outcomes = Vec::with_capacity(batch.len());
-        for new in batch {
-            let ev = &new.event;
-            let inserted = sqlx::query(
-                "INSERT INTO events (id, tenant_id, source, upstream_id, event_type, time, subject, data, raw, received_at, status)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')
-                 ON CONFLICT (tenant_id, source, upstream_id) DO NOTHING",
-            )
-            .bind(&ev.id)
-            .bind(&new.tenant_id)
-            .bind(&ev.source)
-            .bind(&new.upstream_id)
-            .bind(&ev.event_type)
-            .bind(ev.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
-            .bind(&ev.subject)
-            .bind(&ev.data)
-            .bind(&new.raw[..])
-            .bind(received_at)
-            .execute(&mut *tx)
-            .await?;
-            outcomes.push(if inserted.rows_affected() == 1 {
-                InsertOutcome::Stored(ev.id.clone())
-            } else {
-                let id =
-                    sqlx::query_scalar("SELECT id FROM events WHERE tenant_id = ? AND source = ? AND upstream_id = ?")
-                        .bind(&new.tenant_id)
-                        .bind(&ev.source)
-                        .bind(&new.upstream_id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                InsertOutcome::Duplicate(id)
-            });
-        }
+        let outcomes = insert_batch(&mut tx, &rows, now_ms()).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
 
-    /// Pending events, excluding ids the caller is already processing, interleaved across
-    /// tenants: every tenant's oldest first, then every tenant's second oldest, and so on. A
-    /// tenant with a backlog therefore cannot push other tenants' events out of the batch.
-    pub async fn pending_events(
+    /// Claims pending events that no one holds, interleaved across tenants: every tenant's
+    /// oldest first, then every tenant's second oldest, and so on, so a tenant with a backlog
+    /// cannot push other tenants' events out of the batch. Claimed events are leased until
+    /// `lease_until`. Tenants in `skip_tenants` (at their cap, throttled, or with a full
+    /// queue) are left out.
+    pub async fn claim_pending_events(
         &self,
         limit: u32,
-        skip: &[EventId],
         skip_tenants: &[TenantId],
+        lease_until: i64,
     ) -> Result<Vec<EventRow>> {
-        // SQLite has no array binds; the in-flight set is small, so a JSON array is simplest.
-        let skip = serde_json::to_string(skip).expect("ids serialise");
-        // Tenants that could not start an event anyway (at their cap, or throttled).
         let skip_tenants = serde_json::to_string(skip_tenants).expect("ids serialise");
-        // Only each tenant's oldest `limit` pending events can make the batch, so only those
-        // are read (one index seek per tenant) and numbered. Numbering every pending event
-        // instead made each pass cost time in proportion to the largest backlog: a throttled
-        // tenant with thousands of waiting events slowed the pipeline for everyone.
-        Ok(sqlx::query_as(&format!(
+        let mut tx = self.pool.begin().await?;
+        // Only each tenant's oldest `limit` ready events can make the batch, so only those are
+        // read (one index seek per tenant) and numbered: the cost does not grow with backlogs.
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM (
                  SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY received_at, id) AS turn
                  FROM events WHERE id IN (
                      SELECT head.id FROM tenants w JOIN events head ON head.id IN (
                          SELECT id FROM events
-                         WHERE status = 'pending' AND tenant_id = w.id
-                             AND id NOT IN (SELECT value FROM json_each(?1))
-                         ORDER BY received_at, id LIMIT ?3)
-                     WHERE w.id NOT IN (SELECT value FROM json_each(?2)))
+                         WHERE status = 'pending' AND lease_until IS NULL AND tenant_id = w.id
+                         ORDER BY received_at, id LIMIT ?2)
+                     WHERE w.id NOT IN (SELECT value FROM json_each(?1)))
              ) e JOIN tenants t ON t.id = e.tenant_id
-             ORDER BY e.turn, e.received_at LIMIT ?3"
+             ORDER BY e.turn, e.received_at LIMIT ?2"
         ))
-        .bind(skip)
         .bind(skip_tenants)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !rows.is_empty() {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE events SET lease_until = ");
+            q.push_bind(lease_until).push(" WHERE id IN (");
+            let mut list = q.separated(", ");
+            for row in &rows {
+                list.push_bind(&row.id);
+            }
+            q.push(")");
+            q.build().persistent(false).execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        Ok(rows)
     }
 
-    /// Records what the routes did and queues the deliveries, atomically. Idempotent: an event
-    /// already processed (by an earlier run that crashed after commit) is left as it is.
+    /// Gives an event back to the poll (its completion could not be stored).
+    pub async fn release_event(&self, id: &EventId) -> Result<()> {
+        sqlx::query("UPDATE events SET lease_until = NULL WHERE id = ? AND status = 'pending'")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Pending events per tenant (each tenant's backlog), read at start-up.
+    pub async fn pending_per_tenant(&self) -> Result<Vec<(TenantId, u64)>> {
+        let rows: Vec<(TenantId, i64)> =
+            sqlx::query_as("SELECT tenant_id, COUNT(*) FROM events WHERE status = 'pending' GROUP BY tenant_id")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(t, n)| (t, n as u64)).collect())
+    }
+
+    /// Records what the routes did and queues the deliveries (unleased: the delivery poll
+    /// finds them), atomically, outside the writer. For tests and tools.
     pub async fn complete_event(
         &self,
         event: &EventId,
@@ -194,32 +320,16 @@ impl Store {
         results: &[RouteResult],
         deliveries: &[NewDelivery],
     ) -> Result<()> {
+        let completion = Completion {
+            event: event.clone(),
+            tenant: TenantId::generate(), // unused: nothing is handed over
+            route_version,
+            results: results.to_vec(),
+            deliveries: deliveries.to_vec(),
+        };
+        let leases = vec![vec![None; deliveries.len()]];
         let mut tx = self.pool.begin().await?;
-        let now = now_ms();
-        let claimed = sqlx::query(
-            "UPDATE events SET status = 'processed', processed_at = ?, route_version = ? WHERE id = ? AND status = 'pending'",
-        )
-        .bind(now)
-        .bind(route_version)
-        .bind(event)
-        .execute(&mut *tx)
-        .await?;
-        if claimed.rows_affected() == 0 {
-            return Ok(());
-        }
-        for r in results {
-            sqlx::query("INSERT INTO route_results (event_id, route, outcome, detail, outputs) VALUES (?, ?, ?, ?, ?)")
-                .bind(event)
-                .bind(&r.route)
-                .bind(r.outcome)
-                .bind(&r.detail)
-                .bind(r.outputs)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for d in deliveries {
-            insert_delivery(&mut tx, d, now).await?;
-        }
+        complete_batch(&mut tx, &[&completion], &leases, now_ms()).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -8,6 +8,7 @@
 mod deliveries;
 mod destinations;
 mod events;
+pub mod handoff;
 mod keys;
 mod kv;
 mod plugins;
@@ -15,8 +16,10 @@ mod routes;
 mod tenants;
 mod writer;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,7 +35,7 @@ pub use keys::{ApiKey, KEY_PREFIX};
 pub use plugins::{NewPluginVersion, PluginVersion, PluginVersionMeta};
 pub use routes::{RouteOrigin, RouteSetRow, RouteVersionSummary};
 pub use tenants::{SourceRow, Tenant};
-pub use writer::EventWriter;
+pub use writer::{AttemptDone, Completion, LEASE, Writer, WriterParts};
 
 /// A storage failure. Callers treat these as internal errors: retried by workers, logged and
 /// answered with 500 by the API.
@@ -56,7 +59,28 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    caches: Arc<Caches>,
 }
+
+/// What the hot path reads on every event, kept in memory. Every change goes through this
+/// `Store`, which updates or drops the entry it touched: a single process cannot read a
+/// stale entry. (Several nodes will need the database to tell them; see ARCHITECTURE.)
+#[derive(Default)]
+struct Caches {
+    /// Tenant and source by (tenant name, source name), for ingest. Only hits are kept, so
+    /// requests for names that do not exist cannot grow it.
+    sources: Mutex<HashMap<(String, String), (Tenant, SourceRow)>>,
+    /// Counts source writes, so a read that raced one does not cache what it read.
+    source_writes: std::sync::atomic::AtomicU64,
+    /// Destination rows (settings, secrets, health) by tenant and URL.
+    destinations: Mutex<HashMap<(crate::event::TenantId, String), Option<DestinationRow>>>,
+    /// Counts destination writes, so a read that raced one does not cache what it read.
+    destination_writes: std::sync::atomic::AtomicU64,
+    kv: kv::KvOverlay,
+}
+
+/// Entries a cache holds before it starts over: a bound, not a working-set size.
+const CACHE_ENTRIES: usize = 10_000;
 
 impl Store {
     /// Opens (creating if needed) `<dir>/switchyard.db` and applies pending migrations.
@@ -71,7 +95,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self { pool, caches: Arc::default() })
     }
 }
 

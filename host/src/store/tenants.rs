@@ -1,5 +1,7 @@
 //! Tenants and their declared sources.
 
+use std::sync::atomic::Ordering;
+
 use serde::Serialize;
 
 use super::{Result, Store, StoreError, is_unique_violation, ms_as_rfc3339, now_ms};
@@ -70,7 +72,38 @@ impl Store {
         .bind(created_at)
         .execute(&self.pool)
         .await?;
+        self.forget_sources();
         Ok(self.source(tenant, name).await?.expect("just written"))
+    }
+
+    /// A tenant and one of its sources by name, from memory when they were read before: ingest
+    /// needs both on every request.
+    pub async fn ingest_target(&self, tenant: &str, source: &str) -> Result<Option<(Tenant, Option<SourceRow>)>> {
+        let key = (tenant.to_owned(), source.to_owned());
+        if let Some(hit) = self.caches.sources.lock().expect("not poisoned").get(&key) {
+            return Ok(Some((hit.0.clone(), Some(hit.1.clone()))));
+        }
+        let writes = self.caches.source_writes.load(Ordering::Acquire);
+        let Some(t) = self.tenant_by_name(tenant).await? else { return Ok(None) };
+        let s = self.source(&t.id, source).await?;
+        if let Some(s) = &s {
+            let mut cache = self.caches.sources.lock().expect("not poisoned");
+            // A write since the read began may have been missed by it: do not keep it.
+            if self.caches.source_writes.load(Ordering::Acquire) == writes {
+                if cache.len() >= super::CACHE_ENTRIES {
+                    cache.clear();
+                }
+                cache.insert(key, (t.clone(), s.clone()));
+            }
+        }
+        Ok(Some((t, s)))
+    }
+
+    /// After any source write: the next ingest reads sources from the database again.
+    fn forget_sources(&self) {
+        let mut cache = self.caches.sources.lock().expect("not poisoned");
+        self.caches.source_writes.fetch_add(1, Ordering::AcqRel);
+        cache.clear();
     }
 
     pub async fn source(&self, tenant: &TenantId, name: &str) -> Result<Option<SourceRow>> {
@@ -95,6 +128,7 @@ impl Store {
             .bind(name)
             .execute(&self.pool)
             .await?;
+        self.forget_sources();
         Ok(done.rows_affected() > 0)
     }
 }

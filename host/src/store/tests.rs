@@ -1,5 +1,5 @@
 use super::*;
-use crate::event::{DeliveryId, Event, EventId};
+use crate::event::{DeliveryId, Event, EventId, TenantId};
 
 async fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
@@ -58,11 +58,14 @@ async fn events_are_stored_once_per_upstream_id() {
     s.complete_event(&b2.id, None, &[], &[]).await.unwrap();
     assert_eq!(s.count_events("pending").await.unwrap(), 1);
 
-    let pending = s.pending_events(10, &[], &[]).await.unwrap();
+    let lease = now_ms() + 60_000;
+    assert!(s.claim_pending_events(10, std::slice::from_ref(&t.id), lease).await.unwrap().is_empty());
+    let pending = s.claim_pending_events(10, &[], lease).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].to_event().tenant, "acme");
-    assert!(s.pending_events(10, std::slice::from_ref(&first.id), &[]).await.unwrap().is_empty());
-    assert!(s.pending_events(10, &[], std::slice::from_ref(&pending[0].tenant_id)).await.unwrap().is_empty());
+    assert!(s.claim_pending_events(10, &[], lease).await.unwrap().is_empty(), "leased: not claimed twice");
+    assert_eq!(s.release_leases().await.unwrap(), (0, 1));
+    assert_eq!(s.claim_pending_events(10, &[], lease).await.unwrap().len(), 1, "released at start-up");
 }
 
 #[tokio::test]
@@ -191,14 +194,23 @@ async fn pending_events_take_turns_across_tenants_however_long_a_backlog() {
         }
     }
     let tenants = |rows: Vec<EventRow>| rows.iter().map(|r| r.to_event().tenant).collect::<Vec<_>>().join(",");
-    assert_eq!(tenants(s.pending_events(5, &[], &[]).await.unwrap()), "a,b,a,b,a");
-    assert_eq!(tenants(s.pending_events(2, &[], &[]).await.unwrap()), "a,b");
-    // Events in flight do not use up a tenant's turns.
-    let in_flight = &ids[..3];
-    let rows = s.pending_events(3, in_flight, &[]).await.unwrap();
+    let lease = now_ms() + 60_000;
+    let claim = |n, skip: &[TenantId]| {
+        let (s, skip) = (s.clone(), skip.to_vec());
+        async move { s.claim_pending_events(n, &skip, lease).await.unwrap() }
+    };
+    assert_eq!(tenants(claim(5, &[]).await), "a,b,a,b,a");
+    s.release_leases().await.unwrap();
+    assert_eq!(tenants(claim(2, &[]).await), "a,b");
+    s.release_leases().await.unwrap();
+    // Events held (leased) do not use up a tenant's turns.
+    let held = claim(1, &[]).await;
+    assert_eq!(held[0].id, ids[0]);
+    let rows = claim(3, &[]).await;
     assert_eq!(tenants(rows.clone()), "a,b,a");
-    assert_eq!(rows[0].id, ids[3], "a's oldest event not in flight");
-    assert_eq!(tenants(s.pending_events(8, &[], std::slice::from_ref(&a.id)).await.unwrap()), "b,b");
+    assert_eq!(rows[0].id, ids[1], "a's oldest event not held");
+    s.release_leases().await.unwrap();
+    assert_eq!(tenants(claim(8, std::slice::from_ref(&a.id)).await), "b,b");
 }
 
 #[tokio::test]

@@ -1,56 +1,446 @@
-//! Group commit for ingest. Every accepted event must be durable before its 202, and on
-//! SQLite each commit costs an fsync. Concurrent requests therefore queue their events here,
-//! and one task commits whatever has queued while the previous commit ran, in a single
-//! transaction. Each request is answered only after the commit that holds its event.
+//! The one writer: every hot-path write goes through here and is group-committed.
+//!
+//! Ingest inserts, plugins' kv writes, event completions (route results and outbox rows),
+//! attempt outcomes and deferrals queue on one channel. One task takes whatever queued while
+//! the previous commit ran and commits it in a single transaction: one fsync for the batch,
+//! and a handful of multi-row statements rather than one round trip per row.
+//!
+//! Nobody but ingest waits for the commit. A pipeline worker hands over its completion and
+//! takes its next event; the writer hands the deliveries that completion queued to the
+//! delivery queue after the commit (a delivery never starts before the commit that queued
+//! it), and a new event to the pipeline's queue after the commit that stored it. An earlier
+//! single-writer attempt failed because workers awaited their own commits behind large
+//! ingest batches; here only the HTTP request that must answer "stored" waits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
-use super::{InsertOutcome, NewEvent, Result, Store, StoreError};
+use super::handoff::{DeliveryQueue, EventQueue};
+use super::{
+    AttemptRecord, DeliveryJob, EventRow, InsertOutcome, NewDelivery, NewEvent, Result, RouteResult, Store, StoreError,
+    now_ms,
+};
+use crate::event::{DeliveryId, EventId, TenantId};
 
-struct Job {
-    event: NewEvent,
-    reply: oneshot::Sender<Result<InsertOutcome>>,
+/// How long an event or delivery handed over in memory stays leased: longer than the longest
+/// attempt (twice the 5-minute destination timeout ceiling). On SQLite nothing but a restart
+/// ends a lease (start-up releases them all), so this only matters to other nodes.
+pub const LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// What one pipeline run decided for one event.
+#[derive(Debug)]
+pub struct Completion {
+    pub event: EventId,
+    pub tenant: TenantId,
+    pub route_version: Option<i64>,
+    pub results: Vec<RouteResult>,
+    pub deliveries: Vec<NewDelivery>,
 }
 
-/// Handle to the ingest writer task; cheap to clone. The task ends when the last handle is
-/// dropped, after answering everything queued.
+/// One attempt's outcome.
+#[derive(Debug)]
+pub struct AttemptDone {
+    pub delivery: DeliveryId,
+    pub attempt: i64,
+    pub record: AttemptRecord,
+}
+
+pub(super) enum Op {
+    /// The reply is taken when the outcome is sent (after the commit).
+    Ingest {
+        event: NewEvent,
+        reply: Option<oneshot::Sender<Result<InsertOutcome>>>,
+    },
+    Kv {
+        tenant: TenantId,
+        writes: HashMap<String, Option<String>>,
+        seq: u64,
+    },
+    Complete(Completion),
+    Attempt(AttemptDone),
+    /// Back to the database without an attempt: due again at `at`, try not counted.
+    Defer {
+        delivery: DeliveryId,
+        at: i64,
+    },
+    /// Dead-lettered without an attempt, with the reason.
+    DeadLetter {
+        delivery: DeliveryId,
+        reason: String,
+    },
+}
+
+impl Op {
+    fn kind(&self) -> &'static str {
+        match self {
+            Op::Ingest { .. } => "ingest",
+            Op::Kv { .. } => "kv",
+            Op::Complete(_) => "completion",
+            Op::Attempt(_) => "attempt",
+            Op::Defer { .. } => "defer",
+            Op::DeadLetter { .. } => "dead letter",
+        }
+    }
+}
+
+/// Handle to the writer task; cheap to clone.
 #[derive(Clone)]
-pub struct EventWriter {
-    queue: mpsc::Sender<Job>,
+pub struct Writer {
+    queue: mpsc::Sender<Op>,
 }
 
-impl EventWriter {
-    /// Starts the writer. `max_batch` bounds one transaction (and so one request's wait).
-    pub fn spawn(store: Store, max_batch: usize) -> Self {
-        let (queue, mut jobs) = mpsc::channel::<Job>(max_batch * 4);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(max_batch);
-            // Waits for one job, then takes every job already queued (up to max_batch).
-            while jobs.recv_many(&mut batch, max_batch).await > 0 {
-                let (events, replies): (Vec<_>, Vec<_>) = batch.drain(..).map(|j| (j.event, j.reply)).unzip();
-                match store.insert_events(&events).await {
-                    Ok(outcomes) => {
-                        for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                            let _ = reply.send(Ok(outcome));
-                        }
-                    }
-                    Err(e) => {
-                        // Nothing of the batch was committed: every request gets the error.
-                        let message = e.to_string();
-                        for reply in replies {
-                            let _ = reply.send(Err(StoreError::Batch(message.clone())));
-                        }
-                    }
-                }
-            }
-        });
-        Self { queue }
+/// The handles the writer needs, and what it hands committed work to.
+pub struct WriterParts {
+    pub store: Store,
+    pub events: Arc<EventQueue>,
+    pub deliveries: Arc<DeliveryQueue>,
+    /// Ops per transaction at most.
+    pub max_batch: usize,
+}
+
+impl Writer {
+    /// Starts the writer. It runs until `stop` is cancelled, then commits everything queued
+    /// before it ends; await the returned handle to know it has.
+    pub fn spawn(parts: WriterParts, stop: CancellationToken) -> (Self, tokio::task::JoinHandle<()>) {
+        let (queue, ops) = mpsc::channel::<Op>(parts.max_batch * 8);
+        let task = tokio::spawn(run(parts, ops, stop));
+        (Self { queue }, task)
+    }
+
+    async fn send(&self, op: Op) -> Result<()> {
+        self.queue.send(op).await.map_err(|_| StoreError::Closed)
     }
 
     /// Stores one event durably (with whatever else is waiting) and returns its outcome.
     pub async fn insert(&self, event: NewEvent) -> Result<InsertOutcome> {
         let (reply, answer) = oneshot::channel();
-        self.queue.send(Job { event, reply }).await.map_err(|_| StoreError::Closed)?;
+        self.send(Op::Ingest { event, reply: Some(reply) }).await?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues a plugin call's kv writes. Reads see them at once (the store's overlay); they
+    /// are committed in the next batch, before or with the completion of their event.
+    pub async fn kv(&self, store: &Store, tenant: &TenantId, writes: HashMap<String, Option<String>>) -> Result<()> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let seq = store.kv_overlay_stage(tenant, &writes);
+        self.send(Op::Kv { tenant: tenant.clone(), writes, seq }).await
+    }
+
+    /// Queues an event's completion; returns once it is queued, not committed.
+    pub async fn complete(&self, completion: Completion) -> Result<()> {
+        self.send(Op::Complete(completion)).await
+    }
+
+    pub async fn attempt(&self, done: AttemptDone) -> Result<()> {
+        self.send(Op::Attempt(done)).await
+    }
+
+    pub async fn defer(&self, delivery: DeliveryId, at: i64) -> Result<()> {
+        self.send(Op::Defer { delivery, at }).await
+    }
+
+    pub async fn dead_letter(&self, delivery: DeliveryId, reason: String) -> Result<()> {
+        self.send(Op::DeadLetter { delivery, reason }).await
+    }
+}
+
+/// A failpoint for the crash tests: `SWITCHYARD_FAILPOINT=abort-after-commit:N` ends the
+/// process right after the Nth commit, before anything of it is handed over or answered.
+fn abort_after_commit() -> Option<u64> {
+    std::env::var("SWITCHYARD_FAILPOINT").ok()?.strip_prefix("abort-after-commit:")?.parse().ok()
+}
+
+async fn run(parts: WriterParts, mut ops: mpsc::Receiver<Op>, stop: CancellationToken) {
+    let abort_at = abort_after_commit();
+    let mut commits = 0u64;
+    let mut batch = Vec::with_capacity(parts.max_batch);
+    loop {
+        let n = tokio::select! {
+            n = ops.recv_many(&mut batch, parts.max_batch) => n,
+            () = stop.cancelled() => {
+                // Take what is queued, then stop accepting.
+                ops.close();
+                ops.recv_many(&mut batch, parts.max_batch).await
+            }
+        };
+        if n == 0 {
+            break;
+        }
+        let mut ops_now: Vec<Op> = std::mem::take(&mut batch);
+        let started = std::time::Instant::now();
+        match commit(&parts, &mut ops_now).await {
+            Ok(done) => {
+                tracing::debug!(ops = n, us = started.elapsed().as_micros() as u64, "group commit");
+                commits += 1;
+                if abort_at == Some(commits) {
+                    // Exit at once: no handoff, no reply, no destructor, no core file.
+                    eprintln!("failpoint: exiting after commit {commits}");
+                    std::process::exit(86);
+                }
+                done.hand_over(&parts);
+            }
+            Err(e) => {
+                tracing::error!("group commit of {} writes failed: {e}; committing them one by one", ops_now.len());
+                for op in ops_now {
+                    let kind = op.kind();
+                    let mut one = vec![op];
+                    match commit(&parts, &mut one).await {
+                        Ok(done) => done.hand_over(&parts),
+                        Err(e) => {
+                            tracing::error!("{kind} write failed: {e}");
+                            give_up(&parts, one.pop().expect("one op"), &e).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What a committed batch hands over.
+#[derive(Default)]
+struct Committed {
+    replies: Vec<(oneshot::Sender<Result<InsertOutcome>>, InsertOutcome)>,
+    /// New events with a slot reserved: queued for the pipeline.
+    events: Vec<EventRow>,
+    /// Reservations of events not stored (duplicates).
+    unreserve: Vec<(TenantId, usize)>,
+    stored_per_tenant: HashMap<TenantId, u64>,
+    /// Completed events, and whether this batch moved them out of `pending`.
+    completed: Vec<(EventId, bool)>,
+    deliveries: Vec<DeliveryJob>,
+    finished_deliveries: Vec<DeliveryId>,
+    kv_committed: Vec<(TenantId, Vec<String>, u64)>,
+}
+
+impl Committed {
+    fn hand_over(self, parts: &WriterParts) {
+        for (tenant, bytes) in &self.unreserve {
+            parts.events.unreserve(tenant, *bytes);
+        }
+        for row in self.events {
+            parts.events.push_reserved(row);
+        }
+        if !self.stored_per_tenant.is_empty() {
+            // Events stored without a slot are for the poll: wake the pipeline either way.
+            parts.events.ready.notify_one();
+        }
+        for (reply, outcome) in self.replies {
+            let _ = reply.send(Ok(outcome));
+        }
+        for (tenant, keys, seq) in &self.kv_committed {
+            parts.store.kv_overlay_committed(tenant, keys, *seq);
+        }
+        for job in self.deliveries {
+            parts.deliveries.push_reserved(job);
+        }
+        for (id, processed) in &self.completed {
+            parts.events.completed(id, *processed);
+        }
+        for id in &self.finished_deliveries {
+            parts.deliveries.finished(id);
+        }
+        parts.deliveries.ready.notify_one();
+    }
+}
+
+/// Commits `ops` in one transaction. On failure nothing of it was stored, the reservations
+/// are given back and the ops are left as they were, so the caller can retry them.
+async fn commit(parts: &WriterParts, ops: &mut [Op]) -> Result<Committed> {
+    // Reserve memory slots first: a row that got one is stored leased.
+    let now = now_ms();
+    let lease_until = now + LEASE.as_millis() as i64;
+    let mut event_slots = Vec::new();
+    let mut delivery_slots = Vec::new();
+    for op in ops.iter() {
+        match op {
+            Op::Ingest { event, .. } => {
+                event_slots.push(parts.events.reserve(&event.tenant_id, event.event.data.len()));
+            }
+            Op::Complete(c) => {
+                for d in &c.deliveries {
+                    // Only a delivery due now goes to memory; a later one waits for the poll.
+                    let slot = d.not_before <= now && parts.deliveries.reserve(d.body.len());
+                    if !slot {
+                        parts.deliveries.mark_overflow();
+                    }
+                    delivery_slots.push(slot);
+                }
+            }
+            _ => {}
+        }
+    }
+    match write(parts, ops, &event_slots, &delivery_slots, now, lease_until).await {
+        Ok(done) => Ok(done),
+        Err(e) => {
+            let mut slots = event_slots.iter();
+            let mut dslots = delivery_slots.iter();
+            for op in ops.iter() {
+                match op {
+                    Op::Ingest { event, .. } if *slots.next().expect("one per ingest") => {
+                        parts.events.unreserve(&event.tenant_id, event.event.data.len());
+                    }
+                    Op::Complete(c) => {
+                        for d in &c.deliveries {
+                            if *dslots.next().expect("one per delivery") {
+                                parts.deliveries.unreserve(d.body.len());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn write(
+    parts: &WriterParts,
+    ops: &mut [Op],
+    event_slots: &[bool],
+    delivery_slots: &[bool],
+    now: i64,
+    lease_until: i64,
+) -> Result<Committed> {
+    let mut tx = parts.store.pool.begin().await?;
+    let mut done = Committed::default();
+
+    // Ingest: one multi-row insert.
+    let ingests: Vec<(&NewEvent, Option<i64>)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Ingest { event, .. } => Some(event),
+            _ => None,
+        })
+        .zip(event_slots)
+        .map(|(e, slot)| (e, slot.then_some(lease_until)))
+        .collect();
+    let outcomes = super::events::insert_batch(&mut tx, &ingests, now).await?;
+
+    // kv: after ingest, before completions (an event's writes commit with or before it).
+    let kv: Vec<(&TenantId, &HashMap<String, Option<String>>)> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Kv { tenant, writes, .. } => Some((tenant, writes)),
+            _ => None,
+        })
+        .collect();
+    super::kv::apply_batch(&mut tx, &kv, now).await?;
+
+    // Completions: events out of `pending`, route results, outbox rows.
+    let completions: Vec<&Completion> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Complete(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let mut dslots = delivery_slots.iter();
+    let leases: Vec<Vec<Option<i64>>> = completions
+        .iter()
+        .map(|c| c.deliveries.iter().map(|_| dslots.next().expect("one per delivery").then_some(lease_until)).collect())
+        .collect();
+    let claimed = super::events::complete_batch(&mut tx, &completions, &leases, now).await?;
+
+    // Attempts, deferrals and dead letters.
+    let attempts: Vec<&AttemptDone> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Attempt(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    super::deliveries::record_attempts(&mut tx, &attempts, now).await?;
+    for op in ops.iter() {
+        match op {
+            Op::Defer { delivery, at } => super::deliveries::defer(&mut tx, delivery, *at).await?,
+            Op::DeadLetter { delivery, reason } => {
+                super::deliveries::dead_letter(&mut tx, delivery, reason, now).await?
+            }
+            _ => {}
+        }
+    }
+    tx.commit().await?;
+
+    // Everything below happens only after the commit.
+    let mut outcomes = outcomes.into_iter();
+    let mut slots = event_slots.iter();
+    let mut dslots = delivery_slots.iter();
+    for op in ops.iter_mut() {
+        match op {
+            Op::Ingest { event, reply } => {
+                let outcome = outcomes.next().expect("one outcome per event");
+                let slot = *slots.next().expect("one slot per event");
+                match &outcome {
+                    InsertOutcome::Stored(_) => {
+                        *done.stored_per_tenant.entry(event.tenant_id.clone()).or_default() += 1;
+                        if slot {
+                            done.events.push(EventRow::stored(event, now));
+                        }
+                    }
+                    InsertOutcome::Duplicate(_) if slot => {
+                        done.unreserve.push((event.tenant_id.clone(), event.event.data.len()));
+                    }
+                    InsertOutcome::Duplicate(_) => {}
+                }
+                if let Some(reply) = reply.take() {
+                    done.replies.push((reply, outcome));
+                }
+            }
+            Op::Kv { tenant, writes, seq } => {
+                done.kv_committed.push((tenant.clone(), writes.keys().cloned().collect(), *seq));
+            }
+            Op::Complete(c) => {
+                let moved = claimed.contains(&c.event);
+                for d in &c.deliveries {
+                    let slot = *dslots.next().expect("one per delivery");
+                    if slot && moved {
+                        done.deliveries.push(d.to_job());
+                    } else if slot {
+                        parts.deliveries.unreserve(d.body.len());
+                    }
+                }
+                done.completed.push((c.event.clone(), moved));
+            }
+            Op::Attempt(a) => done.finished_deliveries.push(a.delivery.clone()),
+            Op::Defer { delivery, .. } | Op::DeadLetter { delivery, .. } => {
+                done.finished_deliveries.push(delivery.clone())
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// An op that failed on its own, too. Ingest answers the error (nothing was stored). A
+/// completion's event is released to the poll, to be processed again. An attempt's
+/// delivery is left leased until the next start, when it is attempted again (at-least-once);
+/// kv writes are dropped with the error logged, as a failed call's would be.
+async fn give_up(parts: &WriterParts, op: Op, e: &StoreError) {
+    match op {
+        Op::Ingest { reply, .. } => {
+            if let Some(reply) = reply {
+                let _ = reply.send(Err(StoreError::Batch(e.to_string())));
+            }
+        }
+        Op::Kv { tenant, writes, seq } => {
+            parts.store.kv_overlay_committed(&tenant, &writes.keys().cloned().collect::<Vec<_>>(), seq);
+        }
+        Op::Complete(c) => {
+            let tenant = c.tenant.clone();
+            if let Err(e) = parts.store.release_event(&c.event).await {
+                tracing::error!(event = %c.event, "releasing the event to the poll: {e}");
+            }
+            parts.events.released(&c.event, &tenant);
+        }
+        Op::Attempt(AttemptDone { delivery, .. }) | Op::Defer { delivery, .. } | Op::DeadLetter { delivery, .. } => {
+            parts.deliveries.finished(&delivery)
+        }
     }
 }

@@ -15,6 +15,11 @@ pub struct Process {
 impl Process {
     /// Starts `switchyard serve` on `dir/data`, with `args` added to its command line.
     pub async fn start(dir: &Path, args: &[&str]) -> Self {
+        Self::start_with_env(dir, args, &[]).await
+    }
+
+    /// Like `start`, with environment variables set (e.g. `SWITCHYARD_FAILPOINT`).
+    pub async fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = dir.join("switchyard.toml");
         // Many quick retries: deliveries stay pending (not dead) while the receiver refuses.
@@ -37,6 +42,7 @@ impl Process {
             .arg(&config)
             .args(args)
             .env("SWITCHYARD_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .spawn()
             .expect("starting switchyard");
@@ -52,7 +58,8 @@ impl Process {
     }
 
     pub fn kill(mut self) {
-        self.child.kill().unwrap(); // SIGKILL: no shutdown code runs.
+        // SIGKILL: no shutdown code runs. It may have died already (a failpoint aborted it).
+        let _ = self.child.kill();
         self.child.wait().unwrap();
     }
 }

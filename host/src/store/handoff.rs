@@ -1,0 +1,407 @@
+//! The in-memory hot path: what the writer hands to the workers right after the commit that
+//! stored it, so the pipeline and the delivery worker do not read their work back from the
+//! database.
+//!
+//! Both queues are bounded. Room is *reserved* before the commit: a row that got a slot is
+//! stored with a lease (so the database polls leave it alone) and handed over after the
+//! commit; a row that did not is stored without one and is picked up by the poll once there
+//! is room. Either way it was durable first, so a crash between the commit and the handoff
+//! loses nothing: start-up releases every lease and the poll finds the row.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+use tokio::sync::Notify;
+
+use super::{DeliveryJob, EventRow};
+use crate::event::{DeliveryId, EventId, TenantId};
+
+/// Bounds of the event queue.
+#[derive(Debug, Clone, Copy)]
+pub struct EventQueueLimits {
+    /// Events of one tenant held in memory (queued or being processed).
+    pub per_tenant: usize,
+    /// Bytes of event data held in memory, all tenants together.
+    pub total_bytes: usize,
+}
+
+/// Pending events in memory, one FIFO per tenant, plus each tenant's durable backlog count.
+pub struct EventQueue {
+    limits: EventQueueLimits,
+    inner: Mutex<EventQueueInner>,
+    /// Signalled when an event was queued or a slot freed.
+    pub ready: Notify,
+}
+
+#[derive(Default)]
+struct EventQueueInner {
+    queues: HashMap<TenantId, VecDeque<EventRow>>,
+    /// Tenants with queued events, in turn order.
+    turns: VecDeque<TenantId>,
+    /// Slots taken per tenant: reserved, queued or being processed, until the completion commits.
+    slots: HashMap<TenantId, usize>,
+    bytes: usize,
+    /// Every event that holds a slot, and its size.
+    held: HashMap<EventId, (TenantId, usize)>,
+    /// Reserved slots not yet filled (the commit is under way), by tenant: (count, bytes).
+    reserved: HashMap<TenantId, (usize, usize)>,
+    /// Tenants with events stored without a slot: the poll has work for them.
+    overflowed: HashSet<TenantId>,
+    /// Pending events per tenant in the database (the backlog ingest is bounded by).
+    backlog: HashMap<TenantId, u64>,
+}
+
+impl EventQueue {
+    pub fn new(limits: EventQueueLimits) -> Self {
+        Self { limits, inner: Mutex::default(), ready: Notify::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, EventQueueInner> {
+        self.inner.lock().expect("not poisoned")
+    }
+
+    /// Reserves a slot for a new event of `tenant` of `bytes`. False when memory is full: the
+    /// event is then stored unleased, and the poll takes it later.
+    pub fn reserve(&self, tenant: &TenantId, bytes: usize) -> bool {
+        let mut q = self.lock();
+        let slots = q.slots.get(tenant).copied().unwrap_or(0);
+        if slots >= self.limits.per_tenant || q.bytes + bytes > self.limits.total_bytes {
+            q.overflowed.insert(tenant.clone());
+            return false;
+        }
+        *q.slots.entry(tenant.clone()).or_default() += 1;
+        q.bytes += bytes;
+        let r = q.reserved.entry(tenant.clone()).or_default();
+        r.0 += 1;
+        r.1 += bytes;
+        true
+    }
+
+    /// Gives back a reservation whose event was not stored (the commit failed, or it was a
+    /// duplicate).
+    pub fn unreserve(&self, tenant: &TenantId, bytes: usize) {
+        let mut q = self.lock();
+        Self::take_reservation(&mut q, tenant, bytes);
+        Self::free_slot(&mut q, tenant, bytes);
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    fn take_reservation(q: &mut EventQueueInner, tenant: &TenantId, bytes: usize) {
+        if let Some(r) = q.reserved.get_mut(tenant) {
+            r.0 = r.0.saturating_sub(1);
+            r.1 = r.1.saturating_sub(bytes);
+            if r.0 == 0 {
+                q.reserved.remove(tenant);
+            }
+        }
+    }
+
+    fn free_slot(q: &mut EventQueueInner, tenant: &TenantId, bytes: usize) {
+        q.bytes = q.bytes.saturating_sub(bytes);
+        if let Some(n) = q.slots.get_mut(tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                q.slots.remove(tenant);
+            }
+        }
+    }
+
+    /// Queues a stored event into the slot reserved for it.
+    pub fn push_reserved(&self, row: EventRow) {
+        let bytes = row.data.len();
+        let mut q = self.lock();
+        Self::take_reservation(&mut q, &row.tenant_id, bytes);
+        q.held.insert(row.id.clone(), (row.tenant_id.clone(), bytes));
+        Self::enqueue(&mut q, row);
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    fn enqueue(q: &mut EventQueueInner, row: EventRow) {
+        let queue = q.queues.entry(row.tenant_id.clone()).or_default();
+        if queue.is_empty() {
+            q.turns.push_back(row.tenant_id.clone());
+        }
+        queue.push_back(row);
+    }
+
+    /// Queues events the poll claimed from the database. An event already held (its lease
+    /// ran out while it waited here) is not queued twice. These may take a tenant past its
+    /// bound by one poll's batch: they are leased already.
+    pub fn push_polled(&self, rows: Vec<EventRow>) -> usize {
+        let mut q = self.lock();
+        let mut added = 0;
+        for row in rows {
+            if q.held.contains_key(&row.id) {
+                continue;
+            }
+            let bytes = row.data.len();
+            *q.slots.entry(row.tenant_id.clone()).or_default() += 1;
+            q.bytes += bytes;
+            q.held.insert(row.id.clone(), (row.tenant_id.clone(), bytes));
+            Self::enqueue(&mut q, row);
+            added += 1;
+        }
+        drop(q);
+        if added > 0 {
+            self.ready.notify_one();
+        }
+        added
+    }
+
+    /// The next event to process, taking tenants in turn and skipping those `may_start`
+    /// refuses (at their in-flight cap, or throttled).
+    pub fn next(&self, mut may_start: impl FnMut(&TenantId) -> bool) -> Option<EventRow> {
+        let mut q = self.lock();
+        for _ in 0..q.turns.len() {
+            let tenant = q.turns.pop_front()?;
+            if !may_start(&tenant) {
+                q.turns.push_back(tenant);
+                continue;
+            }
+            let Some(queue) = q.queues.get_mut(&tenant) else { continue };
+            let row = queue.pop_front();
+            if queue.is_empty() {
+                q.queues.remove(&tenant);
+            } else {
+                q.turns.push_back(tenant);
+            }
+            if row.is_some() {
+                return row;
+            }
+        }
+        None
+    }
+
+    /// The event's completion is durable (or was given up on): its slot is free.
+    pub fn completed(&self, id: &EventId, processed: bool) {
+        let mut q = self.lock();
+        if let Some((tenant, bytes)) = q.held.remove(id) {
+            Self::free_slot(&mut q, &tenant, bytes);
+            if processed && let Some(n) = q.backlog.get_mut(&tenant) {
+                *n = n.saturating_sub(1);
+            }
+        }
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    /// An event could not be completed and was released to the poll.
+    pub fn released(&self, id: &EventId, tenant: &TenantId) {
+        self.completed(id, false);
+        self.lock().overflowed.insert(tenant.clone());
+    }
+
+    /// Whether the poll has work: a tenant has events only the database holds, and room for
+    /// a good part of them (so the poll reads in batches, not one event at a time).
+    pub fn wants_poll(&self) -> bool {
+        let q = self.lock();
+        q.overflowed.iter().any(|t| q.slots.get(t).copied().unwrap_or(0) <= self.limits.per_tenant / 2)
+            && q.bytes <= self.limits.total_bytes / 2
+    }
+
+    /// The poll read every ready event of the tenants not in `skipped` (`complete`), or hit
+    /// its batch limit, so the tenants it read (`seen`) may have more.
+    pub fn polled(&self, skipped: &[TenantId], complete: bool, seen: &[TenantId]) {
+        let mut q = self.lock();
+        if complete {
+            q.overflowed.retain(|t| skipped.contains(t));
+        } else {
+            q.overflowed.extend(seen.iter().cloned());
+        }
+    }
+
+    /// Tenants with no room left, which the poll should not load more events for.
+    pub fn full_tenants(&self) -> Vec<TenantId> {
+        let q = self.lock();
+        q.slots.iter().filter(|(_, n)| **n >= self.limits.per_tenant).map(|(t, _)| t.clone()).collect()
+    }
+
+    /// Ids held in memory, so the poll can tell them from overflow.
+    pub fn is_held(&self, id: &EventId) -> bool {
+        self.lock().held.contains_key(id)
+    }
+
+    /// Counts one more event into `tenant`'s backlog unless it already holds `limit` (then
+    /// false: ingest refuses). Counted before the event is stored, so concurrent requests
+    /// cannot all pass the check at once; `unadmit` takes it back if nothing was stored.
+    pub fn admit(&self, tenant: &TenantId, limit: u64) -> bool {
+        let mut q = self.lock();
+        let n = q.backlog.entry(tenant.clone()).or_default();
+        if *n >= limit {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    /// An admitted event was not stored (a duplicate, or the commit failed).
+    pub fn unadmit(&self, tenant: &TenantId) {
+        if let Some(n) = self.lock().backlog.get_mut(tenant) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// Pending events of `tenant` in the database (and admitted, about to be).
+    pub fn backlog(&self, tenant: &TenantId) -> u64 {
+        self.lock().backlog.get(tenant).copied().unwrap_or(0)
+    }
+
+    /// Sets each tenant's backlog from the database, at start-up.
+    pub fn set_backlog(&self, counts: impl IntoIterator<Item = (TenantId, u64)>) {
+        self.lock().backlog = counts.into_iter().collect();
+    }
+
+    /// Events queued in memory and not yet started, and slots held, for tests and metrics.
+    pub fn sizes(&self) -> (usize, usize) {
+        let q = self.lock();
+        (q.queues.values().map(VecDeque::len).sum(), q.held.len())
+    }
+}
+
+/// Bounds of the delivery queue.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveryQueueLimits {
+    /// Deliveries held in memory (queued or being attempted).
+    pub max_jobs: usize,
+    /// Bytes of delivery bodies held in memory.
+    pub max_bytes: usize,
+}
+
+/// Deliveries ready for their first attempt, in memory, in the order they were queued.
+pub struct DeliveryQueue {
+    limits: DeliveryQueueLimits,
+    inner: Mutex<DeliveryQueueInner>,
+    /// Signalled when a delivery was queued or a slot freed.
+    pub ready: Notify,
+}
+
+#[derive(Default)]
+struct DeliveryQueueInner {
+    queue: VecDeque<DeliveryJob>,
+    held: HashSet<DeliveryId>,
+    jobs: usize,
+    bytes: usize,
+    sizes: HashMap<DeliveryId, usize>,
+    /// Deliveries were stored that memory could not take: the poll has work.
+    overflowed: bool,
+}
+
+/// How far past the head `next` looks for a delivery it may start: bounded, so a long queue
+/// for one busy destination costs each pass little.
+const LOOKAHEAD: usize = 256;
+
+impl DeliveryQueue {
+    pub fn new(limits: DeliveryQueueLimits) -> Self {
+        Self { limits, inner: Mutex::default(), ready: Notify::new() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DeliveryQueueInner> {
+        self.inner.lock().expect("not poisoned")
+    }
+
+    /// Reserves room for a delivery of `bytes`; false when memory is full (it is then
+    /// stored unleased and the poll takes it).
+    pub fn reserve(&self, bytes: usize) -> bool {
+        let mut q = self.lock();
+        if q.jobs >= self.limits.max_jobs || q.bytes + bytes > self.limits.max_bytes {
+            q.overflowed = true;
+            return false;
+        }
+        q.jobs += 1;
+        q.bytes += bytes;
+        true
+    }
+
+    pub fn unreserve(&self, bytes: usize) {
+        let mut q = self.lock();
+        q.jobs = q.jobs.saturating_sub(1);
+        q.bytes = q.bytes.saturating_sub(bytes);
+    }
+
+    /// Queues a stored delivery into its reserved room.
+    pub fn push_reserved(&self, job: DeliveryJob) {
+        let mut q = self.lock();
+        q.held.insert(job.id.clone());
+        q.sizes.insert(job.id.clone(), job.body.len());
+        q.queue.push_back(job);
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    /// Queues deliveries the poll claimed (already leased). Returns how many were new.
+    pub fn push_polled(&self, jobs: Vec<DeliveryJob>) -> usize {
+        let mut q = self.lock();
+        let mut added = 0;
+        for job in jobs {
+            if !q.held.insert(job.id.clone()) {
+                continue;
+            }
+            q.jobs += 1;
+            q.bytes += job.body.len();
+            q.sizes.insert(job.id.clone(), job.body.len());
+            q.queue.push_back(job);
+            added += 1;
+        }
+        drop(q);
+        if added > 0 {
+            self.ready.notify_one();
+        }
+        added
+    }
+
+    /// The first queued delivery (within a bounded look-ahead) that `admit` accepts, with
+    /// what `admit` said. A destination at its in-flight limit does not hold up the others.
+    pub fn next<T>(&self, mut admit: impl FnMut(&DeliveryJob) -> Option<T>) -> Option<(DeliveryJob, T)> {
+        let mut q = self.lock();
+        let n = q.queue.len().min(LOOKAHEAD);
+        for i in 0..n {
+            if let Some(admission) = admit(&q.queue[i]) {
+                let job = q.queue.remove(i).expect("index in range");
+                return Some((job, admission));
+            }
+        }
+        None
+    }
+
+    /// The delivery's attempt (or deferral) is recorded: its room is free.
+    pub fn finished(&self, id: &DeliveryId) {
+        let mut q = self.lock();
+        if q.held.remove(id) {
+            let bytes = q.sizes.remove(id).unwrap_or(0);
+            q.jobs = q.jobs.saturating_sub(1);
+            q.bytes = q.bytes.saturating_sub(bytes);
+        }
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    /// Whether deliveries were stored that memory could not take, and there is room for a
+    /// good part of a poll's batch.
+    pub fn wants_poll(&self) -> bool {
+        let q = self.lock();
+        q.overflowed && q.jobs <= self.limits.max_jobs / 2 && q.bytes <= self.limits.max_bytes / 2
+    }
+
+    /// The poll found every due delivery (`complete`), or may have left some.
+    pub fn polled(&self, complete: bool) {
+        self.lock().overflowed = !complete;
+    }
+
+    /// A delivery was stored that memory does not hold (not due yet, or no room): the poll
+    /// has work, now or when it falls due.
+    pub fn mark_overflow(&self) {
+        self.lock().overflowed = true;
+    }
+
+    /// Room for polled deliveries.
+    pub fn room(&self) -> usize {
+        let q = self.lock();
+        self.limits.max_jobs.saturating_sub(q.jobs)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().queue.is_empty()
+    }
+}
