@@ -421,8 +421,9 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         let config: Config = figment
-            // SWITCHYARD_LOG and SWITCHYARD_CONFIG belong to the binary, not to this tree.
-            .merge(Env::prefixed("SWITCHYARD_").ignore(&["log", "config"]).split("__"))
+            // SWITCHYARD_LOG and SWITCHYARD_CONFIG belong to the binary, SWITCHYARD_FAILPOINT to
+            // the crash tests (`store::writer`), not to this tree.
+            .merge(Env::prefixed("SWITCHYARD_").ignore(&["log", "config", "failpoint"]).split("__"))
             .extract()
             .map_err(Box::new)?;
         config.validate()?;

@@ -18,6 +18,20 @@ struct Breaker {
     open_until: Option<Instant>,
 }
 
+/// One destination's in-flight limit.
+struct Limit {
+    max: u32,
+    permits: Arc<Semaphore>,
+    /// Permits a lowered limit could not take back yet (they were in use).
+    owed: usize,
+}
+
+impl Limit {
+    fn new(max: u32) -> Self {
+        Self { max, permits: Arc::new(Semaphore::new(max as usize)), owed: 0 }
+    }
+}
+
 /// What the guard says about one claimed delivery.
 #[derive(Debug)]
 pub enum Admission {
@@ -31,7 +45,7 @@ pub struct DestinationGuard {
     initial_limit: u32,
     threshold: u32,
     cooldown: Duration,
-    limits: Mutex<HashMap<Key, (u32, Arc<Semaphore>)>>,
+    limits: Mutex<HashMap<Key, Limit>>,
     breakers: Mutex<HashMap<Key, Breaker>>,
 }
 
@@ -48,30 +62,39 @@ impl DestinationGuard {
     /// Sets the in-flight limit of `url` (its destination's `max_in_flight`, known once its
     /// row is loaded) for the admissions that follow. The permits are adjusted in place, so
     /// attempts already running keep counting against the limit.
-    pub fn set_limit(&self, tenant: &TenantId, url: &str, max_in_flight: u32) {
+    /// Returns true when the limit grew (deliveries waiting for it may go now).
+    pub fn set_limit(&self, tenant: &TenantId, url: &str, max_in_flight: u32) -> bool {
         let mut limits = self.limits.lock().expect("not poisoned");
         let key = (tenant.clone(), url.to_owned());
         match limits.get_mut(&key) {
-            Some((limit, semaphore)) if *limit != max_in_flight => {
-                if max_in_flight > *limit {
-                    semaphore.add_permits((max_in_flight - *limit) as usize);
+            Some(l) if l.max != max_in_flight => {
+                let grew = max_in_flight > l.max;
+                if grew {
+                    let grow = (max_in_flight - l.max) as usize;
+                    // Growing first pays what a shrink still owes.
+                    let paid = grow.min(l.owed);
+                    l.owed -= paid;
+                    l.permits.add_permits(grow - paid);
                 } else {
-                    // Permits in use are not forgotten: the limit holds again once they return.
-                    semaphore.forget_permits((*limit - max_in_flight) as usize);
+                    // Permits in use cannot be taken back now: they are owed, and taken as
+                    // they return (see `admit`).
+                    let shrink = (l.max - max_in_flight) as usize;
+                    l.owed += shrink - l.permits.forget_permits(shrink);
                 }
-                *limit = max_in_flight;
+                l.max = max_in_flight;
+                grew
             }
-            Some(_) => {}
+            Some(_) => false,
             None => {
-                limits.insert(key, (max_in_flight, Arc::new(Semaphore::new(max_in_flight as usize))));
+                limits.insert(key, Limit::new(max_in_flight));
+                true
             }
         }
     }
 
     /// Admits an attempt to `url` if its circuit is closed (or half-open: cooldown over) and
     /// fewer than its limit of attempts are running. A destination seen for the first time
-    /// gets the default limit until `set_limit` says otherwise (one attempt, when `max_in_flight`
-    /// may be lower than the global limit).
+    /// gets the initial limit until `set_limit` says otherwise.
     pub fn admit(&self, tenant: &TenantId, url: &str) -> Admission {
         let key = (tenant.clone(), url.to_owned());
         if let Some(until) = self.breakers.lock().expect("not poisoned").get(&key).and_then(|b| b.open_until) {
@@ -82,8 +105,11 @@ impl DestinationGuard {
         }
         let semaphore = {
             let mut limits = self.limits.lock().expect("not poisoned");
-            let initial = self.initial_limit;
-            limits.entry(key).or_insert_with(|| (initial, Arc::new(Semaphore::new(initial as usize)))).1.clone()
+            let l = limits.entry(key).or_insert_with(|| Limit::new(self.initial_limit));
+            if l.owed > 0 {
+                l.owed -= l.permits.forget_permits(l.owed);
+            }
+            l.permits.clone()
         };
         match semaphore.try_acquire_owned() {
             Ok(permit) => Admission::Go(permit),

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::guard::{Admission, DestinationGuard};
 use crate::config::DeliveryConfig;
+use crate::event::TenantId;
 use crate::signing::Secret;
 use crate::store::handoff::DeliveryQueue;
 use crate::store::{AttemptDone, AttemptRecord, DeliveryJob, DeliveryStatus, DestinationRow, Store, Writer, now_ms};
@@ -67,10 +68,20 @@ impl DeliveryWorker {
             while let Ok(permit) = permits.clone().try_acquire_owned() {
                 // The first queued delivery whose destination has room; one whose circuit is
                 // open comes out too, to be deferred.
-                let next = self.queue.next(|job| match self.guard.admit(&job.tenant_id, &job.url) {
-                    Admission::Go(p) => Some(Ok(p)),
-                    Admission::Wait(w) if w > guard::BUSY_RETRY => Some(Err(w)),
-                    Admission::Wait(_) => None,
+                // A destination found busy is not asked again in the same pass.
+                let mut busy: Vec<(TenantId, String)> = Vec::new();
+                let next = self.queue.next(|job| {
+                    if busy.iter().any(|(t, u)| *t == job.tenant_id && *u == job.url) {
+                        return None;
+                    }
+                    match self.guard.admit(&job.tenant_id, &job.url) {
+                        Admission::Go(p) => Some(Ok(p)),
+                        Admission::Wait(w) if w > guard::BUSY_RETRY => Some(Err(w)),
+                        Admission::Wait(_) => {
+                            busy.push((job.tenant_id.clone(), job.url.clone()));
+                            None
+                        }
+                    }
                 });
                 let Some((job, admission)) = next else { break };
                 started += 1;
@@ -157,8 +168,11 @@ impl DeliveryWorker {
             destination.as_ref().and_then(|d| d.max_in_flight).map_or(self.config.max_in_flight_per_destination, |m| {
                 m.clamp(1, self.config.max_in_flight_per_destination as i64) as u32
             });
-        // Later admissions use the destination's own limit.
-        self.guard.set_limit(&job.tenant_id, &job.url, max_in_flight);
+        // Later admissions use the destination's own limit; deliveries that waited for the
+        // initial one may go now.
+        if self.guard.set_limit(&job.tenant_id, &job.url, max_in_flight) {
+            self.queue.ready.notify_one();
+        }
 
         let attempt = job.attempts + 1;
         let started_at = now_ms();

@@ -20,6 +20,14 @@ impl Process {
 
     /// Like `start`, with environment variables set (e.g. `SWITCHYARD_FAILPOINT`).
     pub async fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Self {
+        Self::try_start_with_env(dir, args, env)
+            .await
+            .unwrap_or_else(|code| panic!("switchyard exited while starting: {code:?}"))
+    }
+
+    /// Like `start_with_env`, but `Err(exit code)` when the process exits before it is
+    /// healthy (a failpoint can end it while it resumes the work a previous run left).
+    pub async fn try_start_with_env(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Result<Self, Option<i32>> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = dir.join("switchyard.toml");
         // Many quick retries: deliveries stay pending (not dead) while the receiver refuses.
@@ -46,15 +54,23 @@ impl Process {
             .stdout(Stdio::null())
             .spawn()
             .expect("starting switchyard");
-        let p = Self { child, base: format!("http://127.0.0.1:{port}") };
+        let mut p = Self { child, base: format!("http://127.0.0.1:{port}") };
         let http = reqwest::Client::new();
         for _ in 0..400 {
             if http.get(format!("{}/healthz", p.base)).send().await.is_ok() {
-                return p;
+                return Ok(p);
+            }
+            if let Some(status) = p.child.try_wait().expect("polling the child") {
+                return Err(status.code());
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("switchyard did not start");
+    }
+
+    /// The exit code, if the process has ended by itself (a failpoint exits with 86).
+    pub fn exited(&mut self) -> Option<Option<i32>> {
+        self.child.try_wait().expect("polling the child").map(|s| s.code())
     }
 
     pub fn kill(mut self) {
