@@ -185,7 +185,7 @@ pub(super) async fn insert_deliveries(
                 .push_bind(now)
                 .push("'pending'");
         });
-        q.build().persistent(false).execute(&mut **tx).await?;
+        q.build().execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -210,7 +210,7 @@ pub(super) async fn record_attempts(
                 .push_bind(&a.record.error)
                 .push_bind(&a.record.response_snippet);
         });
-        q.build().persistent(false).execute(&mut **tx).await?;
+        q.build().execute(&mut **tx).await?;
 
         // SQLite and PostgreSQL both name a VALUES list's columns column1, column2, ...
         let mut q = QueryBuilder::<Sqlite>::new("WITH v AS (");
@@ -228,7 +228,7 @@ pub(super) async fn record_attempts(
                  last_status = v.column5, last_error = v.column6, updated_at = ",
         );
         q.push_bind(now).push(" FROM v WHERE deliveries.id = v.column1");
-        q.build().persistent(false).execute(&mut **tx).await?;
+        q.build().execute(&mut **tx).await?;
     }
     Ok(())
 }

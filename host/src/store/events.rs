@@ -155,7 +155,7 @@ pub(super) async fn insert_batch(
                 .push("'pending'");
         });
         q.push(" ON CONFLICT (tenant_id, source, upstream_id) DO NOTHING RETURNING id");
-        let ids: Vec<EventId> = q.build_query_scalar().persistent(false).fetch_all(&mut **tx).await?;
+        let ids: Vec<EventId> = q.build_query_scalar().fetch_all(&mut **tx).await?;
         inserted.extend(ids);
     }
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -203,7 +203,7 @@ pub(super) async fn complete_batch(
                 list.push_bind(*id);
             }
             q.push(") RETURNING id");
-            let ids: Vec<EventId> = q.build_query_scalar().persistent(false).fetch_all(&mut **tx).await?;
+            let ids: Vec<EventId> = q.build_query_scalar().fetch_all(&mut **tx).await?;
             moved.extend(ids);
         }
     }
@@ -218,7 +218,7 @@ pub(super) async fn complete_batch(
         q.push_values(chunk, |mut row, (event, r)| {
             row.push_bind(*event).push_bind(&r.route).push_bind(r.outcome).push_bind(&r.detail).push_bind(r.outputs);
         });
-        q.build().persistent(false).execute(&mut **tx).await?;
+        q.build().execute(&mut **tx).await?;
     }
     let deliveries: Vec<(&NewDelivery, Option<i64>)> = completions
         .iter()
@@ -287,7 +287,7 @@ impl Store {
                 list.push_bind(&row.id);
             }
             q.push(")");
-            q.build().persistent(false).execute(&mut *tx).await?;
+            q.build().execute(&mut *tx).await?;
             tx.commit().await?;
         }
         Ok(rows)

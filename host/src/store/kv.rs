@@ -46,7 +46,7 @@ pub(super) async fn apply_batch(
             row.push_bind(*tenant).push_bind(*key).push_bind(value.expect("sets only")).push_bind(now);
         });
         q.push(" ON CONFLICT (tenant_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at");
-        q.build().persistent(false).execute(&mut **tx).await?;
+        q.build().execute(&mut **tx).await?;
     }
     for ((tenant, key), _) in deletes {
         sqlx::query("DELETE FROM kv WHERE tenant_id = ? AND key = ?").bind(tenant).bind(key).execute(&mut **tx).await?;

@@ -74,7 +74,17 @@ pub(super) enum Op {
     },
 }
 
+/// How long writes nobody waits for (attempt outcomes, deferrals) may wait for company.
+const LINGER: Duration = Duration::from_millis(3);
+
 impl Op {
+    /// Whether someone waits for this op's commit: an HTTP request for its 202, or a delivery
+    /// that may start only once its completion is durable. (A kv write is followed by its
+    /// event's completion, which is awaited.)
+    fn is_awaited(&self) -> bool {
+        matches!(self, Op::Ingest { .. } | Op::Complete(_))
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Op::Ingest { .. } => "ingest",
@@ -172,6 +182,39 @@ async fn run(parts: WriterParts, mut ops: mpsc::Receiver<Op>, stop: Cancellation
         if n == 0 {
             break;
         }
+        // Nobody waits for attempt outcomes: hold them back a little for a commit that
+        // someone does wait for, instead of spending a commit (and an fsync) on them alone.
+        if !batch.iter().any(Op::is_awaited) && !stop.is_cancelled() {
+            let linger = tokio::time::sleep(LINGER);
+            tokio::pin!(linger);
+            while batch.len() < parts.max_batch {
+                tokio::select! {
+                    got = ops.recv() => match got {
+                        Some(op) => {
+                            let awaited = op.is_awaited();
+                            batch.push(op);
+                            if awaited {
+                                break;
+                            }
+                        }
+                        None => break,
+                    },
+                    () = &mut linger => break,
+                    () = stop.cancelled() => break,
+                }
+            }
+            let room = parts.max_batch - batch.len();
+            if room > 0 {
+                // Whatever else queued meanwhile joins too.
+                while let Ok(op) = ops.try_recv() {
+                    batch.push(op);
+                    if batch.len() >= parts.max_batch {
+                        break;
+                    }
+                }
+            }
+        }
+        let n = batch.len();
         let mut ops_now: Vec<Op> = std::mem::take(&mut batch);
         let started = std::time::Instant::now();
         match commit(&parts, &mut ops_now).await {
