@@ -305,7 +305,12 @@ impl Store {
     /// Pending events per tenant (each tenant's backlog), read at start-up.
     pub async fn pending_per_tenant(&self) -> Result<Vec<(TenantId, u64)>> {
         let rows: Vec<(TenantId, i64)> =
-            sqlx::query_as("SELECT tenant_id, COUNT(*) FROM events WHERE status = 'pending' GROUP BY tenant_id")
+            // Through the partial index of pending events: left to itself the planner walks
+            // every event in tenant order, which grows with the table, not the backlog.
+            sqlx::query_as(
+                "SELECT tenant_id, COUNT(*) FROM events INDEXED BY events_pending WHERE status = 'pending'
+                 GROUP BY tenant_id",
+            )
                 .fetch_all(&self.pool)
                 .await?;
         Ok(rows.into_iter().map(|(t, n)| (t, n as u64)).collect())

@@ -405,3 +405,103 @@ impl DeliveryQueue {
         self.lock().queue.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(tenant: &TenantId, bytes: usize) -> EventRow {
+        EventRow {
+            id: EventId::generate(),
+            tenant_id: tenant.clone(),
+            tenant: "t".into(),
+            source: "s".into(),
+            upstream_id: "u".into(),
+            event_type: "e".into(),
+            time: "2026-01-01T00:00:00Z".into(),
+            subject: None,
+            data: "x".repeat(bytes),
+            status: "pending".into(),
+            received_at: 0,
+            processed_at: None,
+            route_version: None,
+        }
+    }
+
+    #[test]
+    fn event_slots_are_bounded_per_tenant_and_in_bytes_until_completion() {
+        let q = EventQueue::new(EventQueueLimits { per_tenant: 2, total_bytes: 100 });
+        let (a, b) = (TenantId::generate(), TenantId::generate());
+        assert!(q.reserve(&a, 10) && q.reserve(&a, 10));
+        assert!(!q.reserve(&a, 10), "a tenant's third event waits in the database");
+        assert!(q.reserve(&b, 10), "other tenants are not held up");
+        assert!(!q.reserve(&b, 90), "nor is memory over its byte bound");
+        let first = row(&a, 10);
+        q.push_reserved(first.clone());
+        q.unreserve(&a, 10);
+        assert!(q.wants_poll(), "a now has room for what overflowed");
+        assert_eq!(q.next(|_| true).map(|r| r.id), Some(first.id.clone()));
+        assert!(q.reserve(&a, 10), "one slot left");
+        assert!(!q.reserve(&a, 10), "out of the queue but not completed, the event still holds its slot");
+        q.completed(&first.id, true);
+        assert!(q.reserve(&a, 10), "its completion frees it");
+        assert_eq!(q.sizes(), (0, 0));
+    }
+
+    #[test]
+    fn tenants_take_turns_and_a_blocked_tenant_is_skipped() {
+        let q = EventQueue::new(EventQueueLimits { per_tenant: 10, total_bytes: 1 << 20 });
+        let (a, b) = (TenantId::generate(), TenantId::generate());
+        let rows: Vec<EventRow> = [&a, &a, &a, &b].iter().map(|t| row(t, 1)).collect();
+        assert_eq!(q.push_polled(rows.clone()), 4);
+        assert_eq!(q.push_polled(rows[..1].to_vec()), 0, "an event held already is not queued twice");
+        let order: Vec<bool> = std::iter::from_fn(|| q.next(|_| true)).map(|r| r.tenant_id == a).collect();
+        assert_eq!(order, [true, false, true, true], "a, b, then a's rest");
+        q.push_polled(vec![row(&a, 1), row(&b, 1)]);
+        let next = q.next(|t| *t != a).unwrap();
+        assert_eq!(next.tenant_id, b, "a tenant at its cap is passed over");
+        assert!(q.next(|t| *t != a).is_none());
+        assert_eq!(q.next(|_| true).unwrap().tenant_id, a, "and keeps its turn");
+    }
+
+    #[test]
+    fn the_backlog_admits_up_to_its_limit() {
+        let q = EventQueue::new(EventQueueLimits { per_tenant: 1, total_bytes: 1 });
+        let t = TenantId::generate();
+        q.set_backlog([(t.clone(), 1)]);
+        assert!(q.admit(&t, 2));
+        assert!(!q.admit(&t, 2), "two pending: refused");
+        q.unadmit(&t);
+        assert!(q.admit(&t, 2), "a duplicate gave its place back");
+        let e = row(&t, 0);
+        q.push_polled(vec![e.clone()]);
+        q.completed(&e.id, true);
+        assert_eq!(q.backlog(&t), 1, "a completion commits one off the backlog");
+    }
+
+    #[test]
+    fn a_busy_destination_does_not_hold_up_the_queue() {
+        let q = DeliveryQueue::new(DeliveryQueueLimits { max_jobs: 3, max_bytes: 1 << 20 });
+        let job = |url: &str| DeliveryJob {
+            id: DeliveryId::generate(),
+            tenant_id: TenantId::generate(),
+            url: url.into(),
+            secret: String::new(),
+            event_type: String::new(),
+            content_type: String::new(),
+            body: vec![0; 10],
+            attempts: 0,
+            tries: 0,
+        };
+        assert!(q.reserve(10) && q.reserve(10) && q.reserve(10));
+        assert!(!q.reserve(10), "full: the next one is stored for the poll");
+        assert!(!q.wants_poll(), "no room to poll into yet");
+        for url in ["busy", "busy", "free"] {
+            q.push_reserved(job(url));
+        }
+        let (taken, ()) = q.next(|j| (j.url != "busy").then_some(())).unwrap();
+        assert_eq!(taken.url, "free");
+        q.finished(&taken.id);
+        assert_eq!(q.room(), 1);
+    }
+}

@@ -104,3 +104,28 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn staged_writes_are_read_until_committed_and_a_later_write_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).await.unwrap();
+        let t = s.create_tenant("a").await.unwrap().id;
+        let w = |v: Option<&str>| HashMap::from([("k".to_owned(), v.map(str::to_owned))]);
+        let first = s.kv_overlay_stage(&t, &w(Some("1")));
+        assert_eq!(s.kv_get(&t, "k").await.unwrap().as_deref(), Some("1"), "seen before its commit");
+        let second = s.kv_overlay_stage(&t, &w(None));
+        assert_eq!(s.kv_get(&t, "k").await.unwrap(), None, "a staged delete hides the value");
+        s.kv_apply(&t, &w(Some("1"))).await.unwrap();
+        s.kv_overlay_committed(&t, &["k".to_owned()], first);
+        assert_eq!(s.kv_get(&t, "k").await.unwrap(), None, "the later staging still decides");
+        s.kv_apply(&t, &w(None)).await.unwrap();
+        s.kv_overlay_committed(&t, &["k".to_owned()], second);
+        assert_eq!(s.kv_get(&t, "k").await.unwrap(), None, "then the database does");
+    }
+}
