@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sqlx::Connection as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -166,8 +167,24 @@ fn abort_after_commit() -> Option<u64> {
     std::env::var("SWITCHYARD_FAILPOINT").ok()?.strip_prefix("abort-after-commit:")?.parse().ok()
 }
 
+/// The writer's own connection, kept from batch to batch: its prepared statements stay
+/// cached, and its SQLite worker thread stays warm. Taken again from the pool if a batch
+/// fails (the connection may be what failed).
+#[derive(Default)]
+struct WriterConnection(Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>);
+
+impl WriterConnection {
+    async fn get(&mut self, store: &Store) -> Result<&mut sqlx::SqliteConnection> {
+        if self.0.is_none() {
+            self.0 = Some(store.pool.acquire().await?);
+        }
+        Ok(&mut **self.0.as_mut().expect("just set"))
+    }
+}
+
 async fn run(parts: WriterParts, mut ops: mpsc::Receiver<Op>, stop: CancellationToken) {
     let abort_at = abort_after_commit();
+    let mut conn = WriterConnection::default();
     let mut commits = 0u64;
     let mut batch = Vec::with_capacity(parts.max_batch);
     loop {
@@ -217,7 +234,7 @@ async fn run(parts: WriterParts, mut ops: mpsc::Receiver<Op>, stop: Cancellation
         let n = batch.len();
         let mut ops_now: Vec<Op> = std::mem::take(&mut batch);
         let started = std::time::Instant::now();
-        match commit(&parts, &mut ops_now).await {
+        match commit(&parts, &mut conn, &mut ops_now).await {
             Ok(done) => {
                 tracing::debug!(ops = n, us = started.elapsed().as_micros() as u64, "group commit");
                 commits += 1;
@@ -229,11 +246,12 @@ async fn run(parts: WriterParts, mut ops: mpsc::Receiver<Op>, stop: Cancellation
                 done.hand_over(&parts);
             }
             Err(e) => {
+                conn = WriterConnection::default();
                 tracing::error!("group commit of {} writes failed: {e}; committing them one by one", ops_now.len());
                 for op in ops_now {
                     let kind = op.kind();
                     let mut one = vec![op];
-                    match commit(&parts, &mut one).await {
+                    match commit(&parts, &mut conn, &mut one).await {
                         Ok(done) => done.hand_over(&parts),
                         Err(e) => {
                             tracing::error!("{kind} write failed: {e}");
@@ -295,7 +313,7 @@ impl Committed {
 
 /// Commits `ops` in one transaction. On failure nothing of it was stored, the reservations
 /// are given back and the ops are left as they were, so the caller can retry them.
-async fn commit(parts: &WriterParts, ops: &mut [Op]) -> Result<Committed> {
+async fn commit(parts: &WriterParts, conn: &mut WriterConnection, ops: &mut [Op]) -> Result<Committed> {
     // Reserve memory slots first: a row that got one is stored leased.
     let now = now_ms();
     let lease_until = now + LEASE.as_millis() as i64;
@@ -319,7 +337,7 @@ async fn commit(parts: &WriterParts, ops: &mut [Op]) -> Result<Committed> {
             _ => {}
         }
     }
-    match write(parts, ops, &event_slots, &delivery_slots, now, lease_until).await {
+    match write(parts, conn, ops, &event_slots, &delivery_slots, now, lease_until).await {
         Ok(done) => Ok(done),
         Err(e) => {
             let mut slots = event_slots.iter();
@@ -346,13 +364,14 @@ async fn commit(parts: &WriterParts, ops: &mut [Op]) -> Result<Committed> {
 
 async fn write(
     parts: &WriterParts,
+    conn: &mut WriterConnection,
     ops: &mut [Op],
     event_slots: &[bool],
     delivery_slots: &[bool],
     now: i64,
     lease_until: i64,
 ) -> Result<Committed> {
-    let mut tx = parts.store.pool.begin().await?;
+    let mut tx = conn.get(&parts.store).await?.begin().await?;
     let mut done = Committed::default();
 
     // Ingest: one multi-row insert.
