@@ -49,6 +49,8 @@ impl Secret {
     }
 
     fn mac(&self, id: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
+        #[cfg(test)]
+        tests::MACS.with(|n| n.set(n.get() + 1));
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
         mac.update(id.as_bytes());
         mac.update(b".");
@@ -64,12 +66,14 @@ impl Secret {
     }
 
     /// True when any `v1,` entry of a (space-separated) signature header matches.
-    /// Comparison is constant-time.
+    /// Comparison is constant-time. The MAC is computed once, whatever the number of entries:
+    /// computing it per entry let one request with thousands of empty `v1,` entries and a
+    /// large body hash the body thousands of times before it was refused.
     pub fn matches(&self, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
-        header
-            .split_whitespace()
-            .filter_map(|sig| sig.strip_prefix("v1,"))
-            .any(|b64| B64.decode(b64).is_ok_and(|bytes| self.mac(id, timestamp, body).verify_slice(&bytes).is_ok()))
+        let expected = self.mac(id, timestamp, body).finalize().into_bytes();
+        header.split_whitespace().filter_map(|sig| sig.strip_prefix("v1,")).any(|b64| {
+            B64.decode(b64).is_ok_and(|bytes| bool::from(subtle::ConstantTimeEq::ct_eq(&expected[..], &bytes[..])))
+        })
     }
 }
 
@@ -94,6 +98,24 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    thread_local! {
+        /// MACs computed on this thread, to count the work one verification does.
+        pub(super) static MACS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    #[test]
+    fn many_signature_entries_cost_one_mac() {
+        let s = Secret::parse(SECRET).unwrap();
+        let body = vec![b'x'; 1 << 20];
+        // What an attacker sends: thousands of empty entries, then perhaps a real one.
+        let header = format!("{}{SIG}", "v1, ".repeat(20_000));
+        MACS.with(|n| n.set(0));
+        assert_eq!(verify(&s, ID, &TS.to_string(), &header, &body, TS, 300), Err(SignatureError::NoMatch));
+        assert_eq!(MACS.with(|n| n.get()), 1, "the body is hashed once, not once per entry");
+        let ts = TS.to_string();
+        assert_eq!(verify(&s, ID, &ts, &format!("{}{SIG}", "v1, ".repeat(100)), BODY, TS, 300), Ok(()));
+    }
 
     // The Standard Webhooks reference vector (DESIGN.md).
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
