@@ -135,7 +135,9 @@ impl Default for TenantPolicy {
         Self {
             max_plugins: 50,
             max_plugin_versions: 100,
-            max_plugin_bytes: 10 * 1024 * 1024,
+            // Components built from JavaScript (componentize-js, about 12 MB) and Python
+            // (componentize-py, about 19 MB) embed their interpreter: they must fit.
+            max_plugin_bytes: 32 * 1024 * 1024,
             max_routes: 100,
             ingest_rate: 500.0,
             ingest_burst: 1000,
@@ -311,7 +313,7 @@ impl Default for PluginLimits {
             max_memory_bytes: 64 * 1024 * 1024,
             max_output_bytes: 1024 * 1024,
             max_fanout: 100,
-            max_upload_bytes: 20 * 1024 * 1024,
+            max_upload_bytes: 32 * 1024 * 1024,
             max_kv_value_bytes: 64 * 1024,
             max_kv_ops: 100,
             max_instances: 256,

@@ -218,3 +218,24 @@ async fn quotas_answer_429_with_retry_after_and_overrides_apply_per_tenant() {
     assert_eq!(status, StatusCode::ACCEPTED, "another tenant's bucket is its own");
     r.stop().await;
 }
+
+#[tokio::test]
+async fn a_plugin_over_its_size_limit_gets_413_naming_the_limit() {
+    let r = TestRouter::start_with(|c| {
+        c.tenants.insert(
+            "tight".into(),
+            switchyard::config::TenantOverride { max_plugin_bytes: Some(1024), ..Default::default() },
+        );
+    })
+    .await;
+    r.tenant("tight").await;
+    let (status, body) = r.upload("tight", "p", crate::support::plugins::wasm("passthrough")).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["error"]["code"], "payload_too_large");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("max_plugin_bytes") && message.contains("1024"), "{message}");
+    // The defaults take a Python component (componentize-py: about 19 MB).
+    let defaults = switchyard::config::Config::default();
+    assert!(defaults.tenant_defaults.max_plugin_bytes >= 20 * 1024 * 1024);
+    assert!(defaults.plugins.max_upload_bytes >= defaults.tenant_defaults.max_plugin_bytes);
+}

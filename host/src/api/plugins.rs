@@ -51,8 +51,9 @@ async fn upload(
     }
     let policy = state.config.policy(&tenant.name);
     if body.len() > policy.max_plugin_bytes {
-        return Err(ApiError::quota(format!(
-            "plugin is {} bytes; tenant {:?} may upload at most {} bytes",
+        // A size limit, not a rate: trying again later cannot help, so 413, not 429.
+        return Err(ApiError::PayloadTooLarge(format!(
+            "plugin is {} bytes; tenant {:?} may upload at most {} bytes (max_plugin_bytes)",
             body.len(),
             tenant.name,
             policy.max_plugin_bytes
