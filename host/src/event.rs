@@ -63,6 +63,25 @@ prefixed_id!(
     DeliveryId, "dlv_"
 );
 
+/// Longest event type accepted, in bytes.
+pub const MAX_EVENT_TYPE_BYTES: usize = 256;
+
+/// Checks an event type, from a sender or a plugin. It travels as the `switchyard-event-type`
+/// header of every delivery, so it must be a valid header value: 1 to
+/// [`MAX_EVENT_TYPE_BYTES`] visible ASCII characters, no spaces and no control characters. A
+/// type that broke the header would fail every attempt and open the destination's circuit.
+pub fn check_event_type(event_type: &str) -> Result<(), String> {
+    if event_type.is_empty() || event_type.len() > MAX_EVENT_TYPE_BYTES {
+        return Err(format!("event type must be 1 to {MAX_EVENT_TYPE_BYTES} bytes"));
+    }
+    if let Some(c) = event_type.chars().find(|c| !c.is_ascii_graphic()) {
+        return Err(format!(
+            "event type {event_type:?} contains {c:?}: only visible ASCII characters are allowed (it is sent as a header)"
+        ));
+    }
+    Ok(())
+}
+
 /// An event in the router's own shape, CloudEvents-aligned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
@@ -114,6 +133,17 @@ impl Event {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn event_types_must_be_header_safe() {
+        use super::check_event_type as check;
+        assert!(check("call.outcome_tagged").is_ok() && check("lead.stageChanged").is_ok());
+        assert!(check("com.example.v2/object:deleted").is_ok());
+        for bad in ["", "call.\u{7}ended", "call ended", "call.\nended", "appel.terminé"] {
+            assert!(check(bad).is_err(), "{bad:?}");
+        }
+        assert!(check(&"x".repeat(257)).unwrap_err().contains("256"));
+    }
+
     use super::*;
 
     #[test]

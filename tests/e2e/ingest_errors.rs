@@ -54,6 +54,16 @@ async fn each_bad_input_gets_its_code_and_nothing_is_stored() {
         "timestamp",
     )
     .await;
+    // A control character in the type would break the event-type header of every delivery.
+    refused(
+        &r,
+        "calls",
+        br#"{"event":"call.\u0007ended","timestamp":"2026-03-25T18:35:00Z","data":{}}"#,
+        &[],
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "only visible ASCII",
+    )
+    .await;
     refused(&r, "nope", &good, &[], StatusCode::NOT_FOUND, "no source named \"nope\"").await;
     let (status, resp) = r
         .http

@@ -52,6 +52,7 @@ async fn ingest(
     sources::verify(format, secret.as_ref(), &headers, &body, now, tolerance).map_err(source_error)?;
     let key = format!("{}/{}", tenant.id, source_name);
     let parsed = sources::parse(format, &key, &headers, &body).map_err(source_error)?;
+    crate::event::check_event_type(&parsed.event_type).map_err(ApiError::unprocessable)?;
     // After the signature check, so unauthenticated traffic cannot spend a tenant's quota.
     let policy = state.config.policy(&tenant.name);
     state.ingest_limits.check(&tenant.id, &policy).map_err(|retry_after| ApiError::TooManyRequests {

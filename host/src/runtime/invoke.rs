@@ -289,6 +289,7 @@ fn check_output(input: &Event, verdict: wit::Verdict, limits: &crate::config::Pl
         if e.event_type.trim().is_empty() {
             return Err(format!("event {i} has an empty type"));
         }
+        crate::event::check_event_type(&e.event_type).map_err(|err| format!("event {i}: {err}"))?;
         if let Err(err) = serde_json::from_str::<serde::de::IgnoredAny>(&e.data) {
             return Err(format!("event {i} data is not valid JSON: {err}"));
         }
@@ -383,6 +384,9 @@ mod tests {
         let mut no_type = out("1");
         no_type.event_type = " ".into();
         assert!(bad(wit::Verdict::Pass(no_type)).contains("empty type"));
+        let mut control = out("1");
+        control.event_type = "call.\u{1b}ended".into();
+        assert!(bad(wit::Verdict::Pass(control)).contains("only visible ASCII"), "a type that breaks the header");
         let mut bad_time = out("1");
         bad_time.time = "yesterday".into();
         assert!(bad(wit::Verdict::Pass(bad_time)).contains("RFC 3339"));
