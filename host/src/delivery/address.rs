@@ -36,27 +36,42 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Loopback, private, link-local (incl. cloud metadata), unspecified, CGNAT and unique-local.
+/// Ranges that are not a public unicast host: loopback, private, link-local (incl. cloud
+/// metadata), unspecified, CGNAT, IETF protocol assignments, benchmarking, documentation,
+/// multicast, reserved; and in IPv6 unique-local, site-local, multicast, and every range that
+/// embeds an IPv4 address a gateway would reach for us (IPv4-compatible, NAT64, 6to4).
+const INTERNAL: &[&str] = &[
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.0.0.0/24",
+    "192.0.2.0/24",
+    "192.168.0.0/16",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/96",
+    "64:ff9b::/96",
+    "64:ff9b:1::/48",
+    "2002::/16",
+    "fc00::/7",
+    "fe80::/10",
+    "fec0::/10",
+    "ff00::/8",
+];
+
+/// Whether `ip` is in one of the [`INTERNAL`] ranges (an IPv4-mapped IPv6 address counts as
+/// the IPv4 address it is).
 pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || o[0] == 0
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            v6.is_loopback() || v6.is_unspecified() || (s[0] & 0xfe00) == 0xfc00 || (s[0] & 0xffc0) == 0xfe80
-        }
-    }
+    static RANGES: std::sync::OnceLock<Vec<IpNet>> = std::sync::OnceLock::new();
+    let ranges = RANGES.get_or_init(|| INTERNAL.iter().map(|r| r.parse().expect("valid CIDR")).collect());
+    let ip = canonical(ip);
+    ranges.iter().any(|net| net.contains(&ip))
 }
 
 #[cfg(test)]
@@ -77,6 +92,18 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            // Ranges that embed an IPv4 address, and reserved ones.
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::1",
+            "2002:7f00:1::1",
+            "::7f00:1",
+            "fec0::1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
+            "224.0.0.1",
+            "ff02::1",
         ] {
             assert!(is_internal(ip.parse().unwrap()), "{ip}");
         }
