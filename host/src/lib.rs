@@ -74,8 +74,7 @@ const WRITER_BATCH: usize = 512;
 /// the delivery worker. Work that was pending at the last stop (or crash) resumes.
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    create_private_dir(&config.data_dir).with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let store = Store::open(&config.data_dir).await.context("opening the store")?;
     let (deliveries, events) = store.release_leases().await?;
     if deliveries + events > 0 {
@@ -203,6 +202,16 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     // Printed once, on first start, so the operator can copy it; later starts only say where it is.
     println!("Generated admin token (saved to {}):\n  {token}", path.display());
     Ok(token)
+}
+
+/// Creates the data directory (and any missing parents) readable by the router's user only:
+/// it holds every tenant's events, secrets and keys. An existing directory is left as it is.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {

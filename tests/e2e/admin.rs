@@ -29,3 +29,16 @@ async fn a_generated_admin_token_is_saved_privately_and_reused() {
     assert_eq!(status, 200);
     again.stop().await;
 }
+
+#[tokio::test]
+async fn the_data_directory_and_database_are_private_to_the_router_user() {
+    let r = TestRouter::start_with(|c| c.data_dir = c.data_dir.join("nested/data")).await;
+    r.tenant("acme").await; // something written, so the WAL exists
+    let dir = r.data_dir.path().join("nested/data");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "data directory");
+    assert_eq!(mode(&r.data_dir.path().join("nested")), 0o700, "and the parents it created");
+    for file in ["switchyard.db", "switchyard.db-wal", "switchyard.db-shm"] {
+        assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+    }
+}

@@ -85,7 +85,9 @@ const CACHE_ENTRIES: usize = 10_000;
 impl Store {
     /// Opens (creating if needed) `<dir>/switchyard.db` and applies pending migrations.
     pub async fn open(dir: &Path) -> Result<Self> {
-        let url = format!("sqlite://{}", dir.join("switchyard.db").display());
+        let file = dir.join("switchyard.db");
+        create_private_file(&file)?;
+        let url = format!("sqlite://{}", file.display());
         let options = SqliteConnectOptions::from_str(&url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -96,6 +98,21 @@ impl Store {
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Self { pool, caches: Arc::default() })
+    }
+}
+
+/// Creates the database file readable by the router's user only (0600), before SQLite opens
+/// it: SQLite gives its WAL and shared-memory files the database file's permissions. An
+/// existing file is left as it is.
+fn create_private_file(path: &Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Db(sqlx::Error::Io(e))),
     }
 }
 
