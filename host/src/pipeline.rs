@@ -187,8 +187,7 @@ impl Pipeline {
         match self.store.claim_pending_events(self.config.batch_size, &skip, lease_until).await {
             Ok(rows) => {
                 let polled = rows.len();
-                let mut seen: Vec<TenantId> = rows.iter().map(|r| r.tenant_id.clone()).collect();
-                seen.dedup();
+                let seen: Vec<TenantId> = rows.iter().map(|r| r.tenant_id.clone()).collect();
                 if self.queue.push_polled(rows) < polled {
                     tracing::debug!("the poll found events already queued");
                 }

@@ -61,12 +61,13 @@ impl EventQueue {
     }
 
     /// Reserves a slot for a new event of `tenant` of `bytes`. False when memory is full: the
-    /// event is then stored unleased, and the poll takes it later.
+    /// event is then stored unleased, and once it is committed the writer calls
+    /// `mark_overflow` so the poll takes it. (Marked after the commit, not here: a poll in
+    /// between would find nothing yet and clear the mark.)
     pub fn reserve(&self, tenant: &TenantId, bytes: usize) -> bool {
         let mut q = self.lock();
         let slots = q.slots.get(tenant).copied().unwrap_or(0);
         if slots >= self.limits.per_tenant || q.bytes + bytes > self.limits.total_bytes {
-            q.overflowed.insert(tenant.clone());
             return false;
         }
         *q.slots.entry(tenant.clone()).or_default() += 1;
@@ -190,7 +191,13 @@ impl EventQueue {
     /// An event could not be completed and was released to the poll.
     pub fn released(&self, id: &EventId, tenant: &TenantId) {
         self.completed(id, false);
+        self.mark_overflow(tenant);
+    }
+
+    /// Events of `tenant` are committed that memory does not hold: the poll has work.
+    pub fn mark_overflow(&self, tenant: &TenantId) {
         self.lock().overflowed.insert(tenant.clone());
+        self.ready.notify_one();
     }
 
     /// Whether the poll has work: a tenant has events only the database holds, and room for
@@ -216,11 +223,6 @@ impl EventQueue {
     pub fn full_tenants(&self) -> Vec<TenantId> {
         let q = self.lock();
         q.slots.iter().filter(|(_, n)| **n >= self.limits.per_tenant).map(|(t, _)| t.clone()).collect()
-    }
-
-    /// Ids held in memory, so the poll can tell them from overflow.
-    pub fn is_held(&self, id: &EventId) -> bool {
-        self.lock().held.contains_key(id)
     }
 
     /// Counts one more event into `tenant`'s backlog unless it already holds `limit` (then
@@ -280,10 +282,11 @@ pub struct DeliveryQueue {
 #[derive(Default)]
 struct DeliveryQueueInner {
     queue: VecDeque<DeliveryJob>,
-    held: HashSet<DeliveryId>,
+    /// Deliveries in memory (queued or being attempted) and their body sizes.
+    held: HashMap<DeliveryId, usize>,
+    /// Room taken: held deliveries plus reservations whose commit is under way.
     jobs: usize,
     bytes: usize,
-    sizes: HashMap<DeliveryId, usize>,
     /// Deliveries were stored that memory could not take: the poll has work.
     overflowed: bool,
 }
@@ -302,11 +305,10 @@ impl DeliveryQueue {
     }
 
     /// Reserves room for a delivery of `bytes`; false when memory is full (it is then
-    /// stored unleased and the poll takes it).
+    /// stored unleased, and once committed the writer calls `mark_overflow`).
     pub fn reserve(&self, bytes: usize) -> bool {
         let mut q = self.lock();
         if q.jobs >= self.limits.max_jobs || q.bytes + bytes > self.limits.max_bytes {
-            q.overflowed = true;
             return false;
         }
         q.jobs += 1;
@@ -323,8 +325,7 @@ impl DeliveryQueue {
     /// Queues a stored delivery into its reserved room.
     pub fn push_reserved(&self, job: DeliveryJob) {
         let mut q = self.lock();
-        q.held.insert(job.id.clone());
-        q.sizes.insert(job.id.clone(), job.body.len());
+        q.held.insert(job.id.clone(), job.body.len());
         q.queue.push_back(job);
         drop(q);
         self.ready.notify_one();
@@ -335,12 +336,11 @@ impl DeliveryQueue {
         let mut q = self.lock();
         let mut added = 0;
         for job in jobs {
-            if !q.held.insert(job.id.clone()) {
+            if q.held.insert(job.id.clone(), job.body.len()).is_some() {
                 continue;
             }
             q.jobs += 1;
             q.bytes += job.body.len();
-            q.sizes.insert(job.id.clone(), job.body.len());
             q.queue.push_back(job);
             added += 1;
         }
@@ -368,8 +368,7 @@ impl DeliveryQueue {
     /// The delivery's attempt (or deferral) is recorded: its room is free.
     pub fn finished(&self, id: &DeliveryId) {
         let mut q = self.lock();
-        if q.held.remove(id) {
-            let bytes = q.sizes.remove(id).unwrap_or(0);
+        if let Some(bytes) = q.held.remove(id) {
             q.jobs = q.jobs.saturating_sub(1);
             q.bytes = q.bytes.saturating_sub(bytes);
         }
@@ -389,20 +388,17 @@ impl DeliveryQueue {
         self.lock().overflowed = !complete;
     }
 
-    /// A delivery was stored that memory does not hold (not due yet, or no room): the poll
-    /// has work, now or when it falls due.
+    /// A delivery is committed that memory does not hold (not due yet, or no room): the
+    /// poll has work, now or when it falls due.
     pub fn mark_overflow(&self) {
         self.lock().overflowed = true;
+        self.ready.notify_one();
     }
 
     /// Room for polled deliveries.
     pub fn room(&self) -> usize {
         let q = self.lock();
         self.limits.max_jobs.saturating_sub(q.jobs)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().queue.is_empty()
     }
 }
 
@@ -436,6 +432,9 @@ mod tests {
         assert!(!q.reserve(&a, 10), "a tenant's third event waits in the database");
         assert!(q.reserve(&b, 10), "other tenants are not held up");
         assert!(!q.reserve(&b, 90), "nor is memory over its byte bound");
+        assert!(!q.wants_poll(), "nothing is marked before a commit");
+        q.mark_overflow(&a); // as the writer does once the refused event is committed
+        assert!(!q.wants_poll(), "a has no room yet");
         let first = row(&a, 10);
         q.push_reserved(first.clone());
         q.unreserve(&a, 10);
@@ -495,6 +494,7 @@ mod tests {
         };
         assert!(q.reserve(10) && q.reserve(10) && q.reserve(10));
         assert!(!q.reserve(10), "full: the next one is stored for the poll");
+        q.mark_overflow();
         assert!(!q.wants_poll(), "no room to poll into yet");
         for url in ["busy", "busy", "free"] {
             q.push_reserved(job(url));

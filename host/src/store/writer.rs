@@ -272,10 +272,15 @@ struct Committed {
     events: Vec<EventRow>,
     /// Reservations of events not stored (duplicates).
     unreserve: Vec<(TenantId, usize)>,
-    stored_per_tenant: HashMap<TenantId, u64>,
+    /// Tenants with new events stored that memory does not hold: the poll's work.
+    unheld_events: Vec<TenantId>,
     /// Completed events, and whether this batch moved them out of `pending`.
     completed: Vec<(EventId, bool)>,
     deliveries: Vec<DeliveryJob>,
+    /// Reservations of deliveries not stored (their event was completed before).
+    unreserve_deliveries: Vec<usize>,
+    /// Deliveries stored that memory does not hold (not due yet, or no room).
+    unheld_deliveries: bool,
     finished_deliveries: Vec<DeliveryId>,
     kv_committed: Vec<(TenantId, Vec<String>, u64)>,
 }
@@ -288,9 +293,8 @@ impl Committed {
         for row in self.events {
             parts.events.push_reserved(row);
         }
-        if !self.stored_per_tenant.is_empty() {
-            // Events stored without a slot are for the poll: wake the pipeline either way.
-            parts.events.ready.notify_one();
+        for tenant in &self.unheld_events {
+            parts.events.mark_overflow(tenant);
         }
         for (reply, outcome) in self.replies {
             let _ = reply.send(Ok(outcome));
@@ -300,6 +304,12 @@ impl Committed {
         }
         for job in self.deliveries {
             parts.deliveries.push_reserved(job);
+        }
+        for bytes in self.unreserve_deliveries {
+            parts.deliveries.unreserve(bytes);
+        }
+        if self.unheld_deliveries {
+            parts.deliveries.mark_overflow();
         }
         for (id, processed) in &self.completed {
             parts.events.completed(id, *processed);
@@ -327,11 +337,7 @@ async fn commit(parts: &WriterParts, conn: &mut WriterConnection, ops: &mut [Op]
             Op::Complete(c) => {
                 for d in &c.deliveries {
                     // Only a delivery due now goes to memory; a later one waits for the poll.
-                    let slot = d.not_before <= now && parts.deliveries.reserve(d.body.len());
-                    if !slot {
-                        parts.deliveries.mark_overflow();
-                    }
-                    delivery_slots.push(slot);
+                    delivery_slots.push(d.not_before <= now && parts.deliveries.reserve(d.body.len()));
                 }
             }
             _ => {}
@@ -441,12 +447,8 @@ async fn write(
                 let outcome = outcomes.next().expect("one outcome per event");
                 let slot = *slots.next().expect("one slot per event");
                 match &outcome {
-                    InsertOutcome::Stored(_) => {
-                        *done.stored_per_tenant.entry(event.tenant_id.clone()).or_default() += 1;
-                        if slot {
-                            done.events.push(EventRow::stored(event, now));
-                        }
-                    }
+                    InsertOutcome::Stored(_) if slot => done.events.push(EventRow::stored(event, now)),
+                    InsertOutcome::Stored(_) => done.unheld_events.push(event.tenant_id.clone()),
                     InsertOutcome::Duplicate(_) if slot => {
                         done.unreserve.push((event.tenant_id.clone(), event.event.data.len()));
                     }
@@ -463,10 +465,11 @@ async fn write(
                 let moved = claimed.contains(&c.event);
                 for d in &c.deliveries {
                     let slot = *dslots.next().expect("one per delivery");
-                    if slot && moved {
-                        done.deliveries.push(d.to_job());
-                    } else if slot {
-                        parts.deliveries.unreserve(d.body.len());
+                    match (slot, moved) {
+                        (true, true) => done.deliveries.push(d.to_job()),
+                        (true, false) => done.unreserve_deliveries.push(d.body.len()),
+                        (false, true) => done.unheld_deliveries = true,
+                        (false, false) => {}
                     }
                 }
                 done.completed.push((c.event.clone(), moved));
