@@ -25,6 +25,8 @@ pub struct Config {
     /// A directory of route documents, `<tenant>.json` or `<tenant>.toml`, kept live: watched
     /// for changes and re-read on SIGHUP. Optional; the API works either way.
     pub routes_dir: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub secrets: SecretsConfig,
     pub ingest: IngestConfig,
     pub plugins: PluginLimits,
     pub pipeline: PipelineConfig,
@@ -49,6 +51,17 @@ pub struct TenantPolicy {
     pub max_plugin_bytes: usize,
     /// Routes in one route document.
     pub max_routes: u32,
+    /// Plugin steps in one route's pipeline (refused at apply).
+    pub max_steps_per_route: u32,
+    /// Destinations of one route (refused at apply).
+    pub max_destinations_per_route: u32,
+    /// Events all plugin calls for one inbound event may emit together, over every step of
+    /// every route: `max_fanout` bounds one call, this bounds what chained fan-outs multiply
+    /// to. Past it, the route that went over fails for that event, with the reason.
+    pub max_outputs_per_event: u32,
+    /// Deliveries one inbound event may queue, over all its routes and destinations. Past it,
+    /// the route that went over fails for that event, with the reason.
+    pub max_deliveries_per_event: u32,
     /// Sustained inbound events per second (all of the tenant's sources together).
     pub ingest_rate: f64,
     /// Events that may arrive at once above the sustained rate.
@@ -65,6 +78,10 @@ pub struct TenantOverride {
     pub max_plugin_versions: Option<u32>,
     pub max_plugin_bytes: Option<usize>,
     pub max_routes: Option<u32>,
+    pub max_steps_per_route: Option<u32>,
+    pub max_destinations_per_route: Option<u32>,
+    pub max_outputs_per_event: Option<u32>,
+    pub max_deliveries_per_event: Option<u32>,
     pub ingest_rate: Option<f64>,
     pub ingest_burst: Option<u32>,
     pub grants: Option<Vec<Capability>>,
@@ -139,6 +156,10 @@ impl Default for TenantPolicy {
             // (componentize-py, about 19 MB) embed their interpreter: they must fit.
             max_plugin_bytes: 32 * 1024 * 1024,
             max_routes: 100,
+            max_steps_per_route: 10,
+            max_destinations_per_route: 10,
+            max_outputs_per_event: 1000,
+            max_deliveries_per_event: 1000,
             ingest_rate: 500.0,
             ingest_burst: 1000,
             grants: Capability::ALL.to_vec(),
@@ -153,10 +174,54 @@ impl TenantOverride {
             max_plugin_versions: self.max_plugin_versions.unwrap_or(base.max_plugin_versions),
             max_plugin_bytes: self.max_plugin_bytes.unwrap_or(base.max_plugin_bytes),
             max_routes: self.max_routes.unwrap_or(base.max_routes),
+            max_steps_per_route: self.max_steps_per_route.unwrap_or(base.max_steps_per_route),
+            max_destinations_per_route: self.max_destinations_per_route.unwrap_or(base.max_destinations_per_route),
+            max_outputs_per_event: self.max_outputs_per_event.unwrap_or(base.max_outputs_per_event),
+            max_deliveries_per_event: self.max_deliveries_per_event.unwrap_or(base.max_deliveries_per_event),
             ingest_rate: self.ingest_rate.unwrap_or(base.ingest_rate),
             ingest_burst: self.ingest_burst.unwrap_or(base.ingest_burst),
             grants: self.grants.clone().unwrap_or_else(|| base.grants.clone()),
         }
+    }
+}
+
+/// The HTTP server's connection limits: what a client that connects and then dawdles, or
+/// opens connections by the thousand, can hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Time for a request's headers to arrive, counted from when the connection waits for
+    /// them: so it is also how long an idle keep-alive connection is kept.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Time for a request's whole body to arrive, counted from its headers. Past it the
+    /// request is refused (408) and nothing is stored.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Connections open at once. Past it, a new connection gets a 503 naming this limit and
+    /// is closed.
+    pub max_connections: usize,
+}
+
+/// The key that seals source and destination secrets at rest (see `store::secrets`).
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// 32 random bytes, base64 (`openssl rand -base64 32`); best given through the
+    /// environment (`SWITCHYARD_SECRETS__KEY`). When unset, a key is generated once and kept
+    /// in `<data_dir>/secrets-key`.
+    pub key: Option<String>,
+    /// Keys that sealed secrets before a rotation: they still open, and start-up re-seals
+    /// every secret under `key`, after which they can be removed.
+    pub previous_keys: Vec<String>,
+}
+
+impl std::fmt::Debug for SecretsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretsConfig")
+            .field("key", &self.key.as_ref().map(|_| "(set)"))
+            .field("previous_keys", &self.previous_keys.len())
+            .finish()
     }
 }
 
@@ -228,6 +293,11 @@ pub struct PipelineConfig {
     /// Fallback poll interval when no wake-up arrives.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Delays before an event whose run hit a transient fault is run again: no free plugin
+    /// instance, a storage error in a host call or a kv commit, or a plugin's `retryable`
+    /// error. When the list is used up, the failure is recorded like any other.
+    #[serde(with = "duration_list")]
+    pub retry_schedule: Vec<Duration>,
 }
 
 /// Outbound delivery.
@@ -253,6 +323,13 @@ pub struct DeliveryConfig {
     pub queue_jobs: usize,
     /// Bytes of delivery bodies held in memory.
     pub queue_bytes: usize,
+    /// Deliveries of one tenant held in memory, at most `queue_jobs`: a tenant whose
+    /// receivers are slow keeps its backlog in the database, not in everyone's memory.
+    pub queue_jobs_per_tenant: usize,
+    /// Attempts of one tenant in flight at once, at most `concurrency`: a tenant whose
+    /// receivers answer after minutes cannot hold every worker. Tenants take turns for the
+    /// rest.
+    pub max_in_flight_per_tenant: usize,
     /// Allow destinations on every loopback, private, link-local or unspecified address.
     /// Off by default: a tenant must not be able to make the router call its own network.
     /// Prefer `allowed_cidrs`, which opens only the ranges named.
@@ -286,12 +363,24 @@ impl Default for Config {
             data_dir: PathBuf::from("switchyard-data"),
             admin_token: None,
             routes_dir: None,
+            server: ServerConfig::default(),
+            secrets: SecretsConfig::default(),
             ingest: IngestConfig::default(),
             plugins: PluginLimits::default(),
             pipeline: PipelineConfig::default(),
             delivery: DeliveryConfig::default(),
             tenant_defaults: TenantPolicy::default(),
             tenants: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }
@@ -333,6 +422,7 @@ impl Default for PipelineConfig {
             queue_per_tenant: 1024,
             queue_bytes: 64 * 1024 * 1024,
             poll_interval: Duration::from_secs(1),
+            retry_schedule: [1, 10, 60, 300, 900].map(Duration::from_secs).to_vec(),
         }
     }
 }
@@ -348,6 +438,8 @@ impl Default for DeliveryConfig {
             poll_interval: Duration::from_secs(1),
             queue_jobs: 8192,
             queue_bytes: 64 * 1024 * 1024,
+            queue_jobs_per_tenant: 2048,
+            max_in_flight_per_tenant: 32,
             allow_private_destinations: false,
             allowed_cidrs: Vec::new(),
             max_response_snippet_bytes: 1024,
@@ -435,6 +527,15 @@ impl Config {
     /// Checks the values that serde cannot: ranges and relations between fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if let Some(key) = &self.secrets.key
+            && let Err(e) = crate::store::secrets::Keyring::new(key, &self.secrets.previous_keys)
+        {
+            return Err(ConfigError::Invalid(format!("secrets.key / secrets.previous_keys: {e}")));
+        }
+        let sv = &self.server;
+        if sv.header_read_timeout.is_zero() || sv.body_read_timeout.is_zero() || sv.max_connections == 0 {
+            return bad("server.header_read_timeout, body_read_timeout and max_connections must be > 0");
+        }
         if self.ingest.max_body_bytes == 0 || self.ingest.max_backlog_per_tenant == 0 {
             return bad("ingest.max_body_bytes and ingest.max_backlog_per_tenant must be > 0");
         }
@@ -482,6 +583,12 @@ impl Config {
         if d.concurrency == 0 || d.timeout.is_zero() || d.queue_jobs == 0 || d.queue_bytes == 0 {
             return bad("delivery.concurrency, timeout, queue_jobs and queue_bytes must be > 0");
         }
+        if !(1..=d.concurrency).contains(&d.max_in_flight_per_tenant) {
+            return bad("delivery.max_in_flight_per_tenant must be between 1 and delivery.concurrency");
+        }
+        if !(1..=d.queue_jobs).contains(&d.queue_jobs_per_tenant) {
+            return bad("delivery.queue_jobs_per_tenant must be between 1 and delivery.queue_jobs");
+        }
         if d.max_in_flight_per_destination == 0 || d.breaker_threshold == 0 {
             return bad("delivery.max_in_flight_per_destination and delivery.breaker_threshold must be > 0");
         }
@@ -490,6 +597,18 @@ impl Config {
         for (name, policy) in policies {
             if !(policy.ingest_rate > 0.0 && policy.ingest_rate.is_finite()) || policy.ingest_burst == 0 {
                 return Err(ConfigError::Invalid(format!("{name}: ingest_rate and ingest_burst must be > 0")));
+            }
+            let fanout = [
+                policy.max_steps_per_route,
+                policy.max_destinations_per_route,
+                policy.max_outputs_per_event,
+                policy.max_deliveries_per_event,
+            ];
+            if fanout.contains(&0) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name}: max_steps_per_route, max_destinations_per_route, max_outputs_per_event and \
+                     max_deliveries_per_event must be > 0"
+                )));
             }
         }
         if let Some(token) = &self.admin_token

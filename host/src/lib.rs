@@ -75,7 +75,13 @@ const WRITER_BATCH: usize = 512;
 pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     config.validate()?;
     create_private_dir(&config.data_dir).with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let store = Store::open(&config.data_dir).await.context("opening the store")?;
+    let keys = store::secrets::keyring(&config.data_dir, config.secrets.key.as_deref(), &config.secrets.previous_keys)
+        .context("loading the secrets key")?;
+    let store = Store::open_with_keys(&config.data_dir, keys).await.context("opening the store")?;
+    let resealed = store.reseal_secrets().await.context("sealing stored secrets under secrets.key")?;
+    if resealed > 0 {
+        tracing::info!(resealed, "stored secrets sealed under the current secrets key");
+    }
     let (deliveries, events) = store.release_leases().await?;
     if deliveries + events > 0 {
         tracing::info!(deliveries, events, "resuming work interrupted by the last stop");
@@ -90,6 +96,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let delivery_queue = Arc::new(DeliveryQueue::new(DeliveryQueueLimits {
         max_jobs: config.delivery.queue_jobs,
         max_bytes: config.delivery.queue_bytes,
+        per_tenant: config.delivery.queue_jobs_per_tenant,
     }));
     let writer_stop = CancellationToken::new();
     let (writer, writer_task) = Writer::spawn(
@@ -121,6 +128,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         writer: writer.clone(),
         config: config.pipeline.clone(),
         first_delivery_delay: config.delivery.retry_schedule[0],
+        limits: pipeline::EventLimitsTable::new(&config),
     });
     let delivery = Arc::new(DeliveryWorker::new(
         store.clone(),
@@ -167,8 +175,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
 
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "switchyard listening");
-    let serve = axum::serve(listener, api::app(state)).with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let served = serve.await;
+    let served = api::server::serve(listener, api::app(state), &config.server, shutdown.clone()).await;
 
     // Workers first (their last completions and attempts go to the writer), then the writer
     // commits what is queued.

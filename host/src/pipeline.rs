@@ -15,12 +15,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::PipelineConfig;
+use crate::config::{Config, PipelineConfig, TenantPolicy};
 use crate::event::{DeliveryId, Event, TenantId};
 use crate::routes::{BodyFormat, CompiledRoute, RouteTable};
 use crate::runtime::{Runtime, Verdict};
 use crate::store::handoff::EventQueue;
-use crate::store::{Completion, EventRow, LEASE, NewDelivery, RouteOutcome, RouteResult, Store, Writer, now_ms};
+use crate::store::{
+    Completion, EventRetry, EventRow, LEASE, NewDelivery, RouteOutcome, RouteResult, Store, Writer, now_ms,
+};
 
 /// What the pipeline needs.
 pub struct Pipeline {
@@ -34,6 +36,86 @@ pub struct Pipeline {
     pub config: PipelineConfig,
     /// Delay before a new delivery's first attempt (the retry schedule's first entry).
     pub first_delivery_delay: std::time::Duration,
+    /// What one event may multiply into, per tenant.
+    pub limits: EventLimitsTable,
+}
+
+/// What one inbound event may multiply into: plugin outputs over every step of every route,
+/// and deliveries over every route and destination (`TenantPolicy::max_outputs_per_event`,
+/// `max_deliveries_per_event`). Chained fan-outs multiply: two 100-way steps to five
+/// destinations would otherwise queue 50,000 deliveries from one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLimits {
+    pub outputs: u32,
+    pub deliveries: u32,
+}
+
+impl EventLimits {
+    pub fn of(policy: &TenantPolicy) -> Self {
+        Self { outputs: policy.max_outputs_per_event, deliveries: policy.max_deliveries_per_event }
+    }
+
+    /// A fresh budget for one event.
+    pub fn budget(self) -> EventBudget {
+        EventBudget { limits: self, outputs: 0, deliveries: 0 }
+    }
+}
+
+/// Each tenant's [`EventLimits`], by tenant name, from the configuration.
+#[derive(Debug, Clone)]
+pub struct EventLimitsTable {
+    default: EventLimits,
+    overrides: HashMap<String, EventLimits>,
+}
+
+impl EventLimitsTable {
+    pub fn new(config: &Config) -> Self {
+        let overrides =
+            config.tenants.keys().map(|name| (name.clone(), EventLimits::of(&config.policy(name)))).collect();
+        Self { default: EventLimits::of(&config.tenant_defaults), overrides }
+    }
+
+    pub fn get(&self, tenant_name: &str) -> EventLimits {
+        self.overrides.get(tenant_name).copied().unwrap_or(self.default)
+    }
+}
+
+/// What one event has spent of its [`EventLimits`] so far.
+#[derive(Debug, Clone, Copy)]
+pub struct EventBudget {
+    limits: EventLimits,
+    outputs: u32,
+    deliveries: u32,
+}
+
+impl EventBudget {
+    /// Counts `n` more plugin outputs, or says why that is too many.
+    fn spend_outputs(&mut self, n: usize) -> Result<(), String> {
+        let total = self.outputs as usize + n;
+        if total > self.limits.outputs as usize {
+            return Err(format!(
+                "plugins emitted more than {} events for this event; the limit (max_outputs_per_event) is {}",
+                self.limits.outputs, self.limits.outputs
+            ));
+        }
+        self.outputs = total as u32;
+        Ok(())
+    }
+
+    /// Counts a route's deliveries, or says why they are too many.
+    fn spend_deliveries(&mut self, outputs: usize, destinations: usize) -> Result<(), String> {
+        let n = outputs.saturating_mul(destinations);
+        let total = self.deliveries as usize + n;
+        if total > self.limits.deliveries as usize {
+            return Err(format!(
+                "{outputs} events x {destinations} destinations would make this event's deliveries {total}; \
+                 the limit (max_deliveries_per_event) is {}",
+                self.limits.deliveries
+            ));
+        }
+        self.deliveries = total as u32;
+        Ok(())
+    }
 }
 
 /// What is being processed right now: how many events per tenant (so no tenant exceeds its
@@ -144,7 +226,8 @@ impl Pipeline {
                 let next = {
                     let mut flight = in_flight.lock().expect("not poisoned");
                     let now = Instant::now();
-                    self.queue.next(|t| flight.count(t) < flight.cap(t, &self.config, now))
+                    self.queue
+                        .next(|t| flight.count(t) < flight.cap(t, &self.config, now) && !self.routes.failed_to_load(t))
                 };
                 let Some(row) = next else { break };
                 in_flight.lock().expect("not poisoned").start(&row.tenant_id);
@@ -183,6 +266,9 @@ impl Pipeline {
     async fn poll(&self, in_flight: &Mutex<InFlight>) {
         let mut skip = self.queue.full_tenants();
         skip.extend(in_flight.lock().expect("not poisoned").blocked(&self.config, Instant::now()));
+        // Their events wait, pending, until their routes load: run now, they would be
+        // processed as if the tenant had no routes.
+        skip.extend(self.routes.unloaded_tenants());
         let lease_until = now_ms() + LEASE.as_millis() as i64;
         match self.store.claim_pending_events(self.config.batch_size, &skip, lease_until).await {
             Ok(rows) => {
@@ -199,25 +285,36 @@ impl Pipeline {
 
     /// Runs one event through its tenant's routes and hands the outcome to the writer.
     /// Returns the time spent in plugin calls that failed.
+    ///
+    /// A transient fault (see `PluginFailure::is_transient`) puts the event back, to run
+    /// again after the next delay of `retry_schedule`, instead of failing a route for good.
     async fn process(&self, row: EventRow) -> Duration {
         let event = row.to_event();
         let routes = self.routes.get(&row.tenant_id);
+        let mut failed = Duration::ZERO;
+        let retry_after = self.config.retry_schedule.get(row.tries as usize).copied();
         let mut results = Vec::new();
         let mut deliveries = Vec::new();
-        let mut failed = Duration::ZERO;
+        let mut budget = self.limits.get(&event.tenant).budget();
         if let Some(routes) = &routes {
             for route in routes.matching(&event.source, &event.event_type) {
-                let (result, mut queued) = run_route_charging(
+                let run = run_route_charging(
                     &self.runtime,
                     route,
                     &row.tenant_id,
                     &event,
                     self.first_delivery_delay,
+                    &mut budget,
                     &mut failed,
                 )
                 .await;
-                results.push(result);
-                deliveries.append(&mut queued);
+                if let (Some(transient), Some(delay)) = (&run.transient, retry_after) {
+                    let error = format!("route {}: {transient}", route.name);
+                    self.retry(&row, delay, error).await;
+                    return failed;
+                }
+                results.push(run.result);
+                deliveries.extend(run.deliveries);
             }
         }
         let completion = Completion {
@@ -233,6 +330,24 @@ impl Pipeline {
         }
         failed
     }
+
+    /// Puts `row` back to be processed again after `delay`.
+    async fn retry(&self, row: &EventRow, delay: Duration, error: String) {
+        tracing::info!(event = %row.id, tries = row.tries + 1, ?delay, "event put back: {error}");
+        let at = now_ms() + delay.as_millis() as i64;
+        let retry = EventRetry { event: row.id.clone(), tenant: row.tenant_id.clone(), at, error };
+        if let Err(e) = self.writer.retry(retry).await {
+            tracing::warn!(event = %row.id, "retry not recorded: {e}");
+        }
+    }
+}
+
+/// What one route did with one event.
+struct RouteRun {
+    result: RouteResult,
+    deliveries: Vec<NewDelivery>,
+    /// A plugin failed for a reason that may pass (see `PluginFailure::is_transient`).
+    transient: Option<String>,
 }
 
 /// The plugin chain of one route, then one delivery per output and destination. A failure
@@ -244,9 +359,12 @@ pub async fn run_route(
     tenant: &TenantId,
     event: &Event,
     first_delivery_delay: std::time::Duration,
+    limits: EventLimits,
 ) -> (RouteResult, Vec<NewDelivery>) {
     let mut failed = Duration::ZERO;
-    run_route_charging(runtime, route, tenant, event, first_delivery_delay, &mut failed).await
+    let mut budget = limits.budget();
+    let run = run_route_charging(runtime, route, tenant, event, first_delivery_delay, &mut budget, &mut failed).await;
+    (run.result, run.deliveries)
 }
 
 /// [`run_route`], adding the time of a failing plugin call to `failed` (the tenant's
@@ -257,13 +375,19 @@ async fn run_route_charging(
     tenant: &TenantId,
     event: &Event,
     first_delivery_delay: std::time::Duration,
+    budget: &mut EventBudget,
     failed: &mut Duration,
-) -> (RouteResult, Vec<NewDelivery>) {
+) -> RouteRun {
     let result = |outcome, detail: Option<String>, outputs: usize| RouteResult {
         route: route.name.clone(),
         outcome,
         detail,
         outputs: outputs as i64,
+    };
+    let failure = |detail: String| RouteRun {
+        result: result(RouteOutcome::Failed, Some(detail), 0),
+        deliveries: Vec::new(),
+        transient: None,
     };
     let mut current = vec![event.clone()];
     let mut drop_reasons = Vec::new();
@@ -273,11 +397,18 @@ async fn run_route_charging(
             let started = Instant::now();
             match runtime.invoke(&step.plugin, tenant, step.config.clone(), ev).await {
                 Ok(Verdict::Drop(reason)) => drop_reasons.push(format!("{}: {reason}", step.plugin.label)),
-                Ok(Verdict::Continue(mut out)) => next.append(&mut out),
-                Err(failure) => {
+                Ok(Verdict::Continue(mut out)) => {
+                    if let Err(why) = budget.spend_outputs(out.len()) {
+                        tracing::warn!(event = %event.id, route = %route.name, "{why}");
+                        return failure(why);
+                    }
+                    next.append(&mut out);
+                }
+                Err(why) => {
                     *failed += started.elapsed();
-                    tracing::warn!(event = %event.id, route = %route.name, "plugin failed: {failure}");
-                    return (result(RouteOutcome::Failed, Some(failure.to_string()), 0), Vec::new());
+                    tracing::warn!(event = %event.id, route = %route.name, "plugin failed: {why}");
+                    let transient = why.is_transient().then(|| why.to_string());
+                    return RouteRun { transient, ..failure(why.to_string()) };
                 }
             }
         }
@@ -287,7 +418,12 @@ async fn run_route_charging(
         }
     }
     if current.is_empty() {
-        return (result(RouteOutcome::Dropped, Some(drop_reasons.join("; ")), 0), Vec::new());
+        let dropped = result(RouteOutcome::Dropped, Some(drop_reasons.join("; ")), 0);
+        return RouteRun { result: dropped, deliveries: Vec::new(), transient: None };
+    }
+    if let Err(why) = budget.spend_deliveries(current.len(), route.destinations.len()) {
+        tracing::warn!(event = %event.id, route = %route.name, "{why}");
+        return failure(why);
     }
     let not_before = crate::store::now_ms() + first_delivery_delay.as_millis() as i64;
     let mut deliveries = Vec::with_capacity(current.len() * route.destinations.len());
@@ -312,7 +448,7 @@ async fn run_route_charging(
         }
     }
     let detail = (!drop_reasons.is_empty()).then(|| format!("some outputs dropped: {}", drop_reasons.join("; ")));
-    (result(RouteOutcome::Emitted, detail, current.len()), deliveries)
+    RouteRun { result: result(RouteOutcome::Emitted, detail, current.len()), deliveries, transient: None }
 }
 
 #[cfg(test)]

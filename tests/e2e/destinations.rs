@@ -137,6 +137,49 @@ async fn a_rotated_secret_signs_alongside_the_new_one_during_the_grace_period() 
 }
 
 #[tokio::test]
+async fn route_reads_never_show_destination_secrets() {
+    let rx = Receiver::start().await;
+    let doc = |secret: &str| json!({"routes": [{"name": "all", "destinations": [{"url": rx.url("hook"), "secret": secret}]}]});
+    let r = router_with(doc(SECRET), |_| {}).await;
+    let key_of = |s: &str| s.trim_start_matches("whsec_").to_owned();
+    let shows_a_secret = |v: &Value| {
+        let text = v.to_string();
+        text.contains(&key_of(SECRET)) || text.contains(&key_of(NEW_SECRET))
+    };
+
+    let applied = r.ok(Method::PUT, "/v1/tenants/acme/routes", doc(NEW_SECRET)).await;
+    let (status, rolled) =
+        r.request(Method::POST, "/v1/tenants/acme/routes/rollback", Some(json!({"version": 1}))).await;
+    assert!(status.is_success(), "{rolled}");
+    let mut reads = vec![applied, rolled];
+    for path in ["", "/versions", "/versions/1", "/versions/2", "/versions/live", "/diff?from=1&to=2"] {
+        reads.push(r.get(&format!("/v1/tenants/acme/routes{path}")).await);
+    }
+    for read in &reads {
+        assert!(!shows_a_secret(read), "a read shows a secret: {read}");
+    }
+    let shown = reads[2]["document"]["routes"][0]["destinations"][0]["secret"].as_str().unwrap().to_owned();
+    assert!(shown.starts_with("redacted:sha256:"), "{shown}");
+    let diff = reads[7]["diff"].as_str().unwrap();
+    assert!(diff.lines().any(|l| l.starts_with('-') && l.contains("redacted:")), "a rotation still shows: {diff}");
+
+    // The document read back applies as it is: the fingerprint stands for the stored secret.
+    let live = r.get("/v1/tenants/acme/routes").await;
+    let again = r.ok(Method::PUT, "/v1/tenants/acme/routes", live["document"].clone()).await;
+    assert_eq!(again["unchanged"], true, "{again}");
+    r.send("acme", "crm", &fixture("crm/lead_created.json")).await;
+    assert_signed(&rx.wait_for("/hook", 1, WAIT).await[0], SECRET);
+
+    // A fingerprint of no stored secret is refused, not guessed at.
+    let mut forged = live["document"].clone();
+    forged["routes"][0]["destinations"][0]["secret"] = json!("redacted:sha256:000000000000");
+    let (status, body) = r.request(Method::PUT, "/v1/tenants/acme/routes", Some(forged)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["path"], "routes[0].destinations[0].secret", "{body}");
+    r.stop().await;
+}
+
+#[tokio::test]
 async fn each_destination_has_its_own_retry_schedule() {
     let (a, b) = (Receiver::start().await, Receiver::start().await);
     a.respond_with(&[500; 20]);
@@ -223,6 +266,68 @@ async fn a_slow_destination_gets_at_most_its_limit_and_others_keep_flowing() {
     until("slow done", async || (slow_done.load(Ordering::SeqCst) == 10).then_some(())).await;
     assert_eq!(peak.load(Ordering::SeqCst), 2, "never more than max_in_flight at once");
     assert!(deliveries(&r, "pending").await.is_empty());
+    r.stop().await;
+}
+
+/// A receiver that holds every request until `gate` opens; counts the most held at once.
+async fn gated_receiver(gate: Arc<tokio::sync::Semaphore>) -> (String, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let (held, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (h, p) = (held.clone(), peak.clone());
+    let app = axum::Router::new().route(
+        "/{hook}",
+        axum::routing::post(move || {
+            let (h, p, gate) = (h.clone(), p.clone(), gate.clone());
+            async move {
+                p.fetch_max(h.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                let _open = gate.acquire().await.unwrap();
+                h.fetch_sub(1, Ordering::SeqCst);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (base, held, peak)
+}
+
+#[tokio::test]
+async fn a_tenant_with_stalled_receivers_cannot_hold_every_delivery_worker() {
+    // Four endpoints that do not answer, each allowed 16 attempts at once: without a cap per
+    // tenant they would take all 8 workers and the other tenant would wait for them.
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (stalled, held, peak) = gated_receiver(gate.clone()).await;
+    let fast = Receiver::start().await;
+    let four: Vec<Value> =
+        (0..4).map(|i| destination(&format!("{stalled}/hook{i}"), json!({"timeout": "60s"}))).collect();
+    let r = router_with(json!({"routes": [{"name": "stalled", "destinations": four}]}), |c| {
+        c.delivery.concurrency = 8;
+        c.delivery.max_in_flight_per_tenant = 3;
+        c.delivery.timeout = Duration::from_secs(60);
+    })
+    .await;
+    r.tenant("other").await;
+    r.source("other", "crm", "crm", None).await;
+    r.routes(
+        "other",
+        json!({"routes": [{"name": "all", "destinations": [destination(&fast.url("other"), json!({}))]}]}),
+    )
+    .await;
+    let lead = String::from_utf8(fixture("crm/lead_created.json")).unwrap();
+    for i in 0..10 {
+        r.send("acme", "crm", lead.replace("\"lead.created\"", &format!("\"lead.created\", \"n\": {i}")).as_bytes())
+            .await;
+    }
+    until("the stalled tenant's attempts", async || (held.load(Ordering::SeqCst) == 3).then_some(())).await;
+    for i in 0..5 {
+        r.send("other", "crm", lead.replace("\"lead.created\"", &format!("\"lead.created\", \"n\": {i}")).as_bytes())
+            .await;
+    }
+    fast.wait_for("/other", 5, WAIT).await;
+    assert_eq!(peak.load(Ordering::SeqCst), 3, "the stalled tenant never had more than its cap in flight");
+    gate.add_permits(1000);
+    until("the stalled tenant's 40 deliveries", async || (deliveries(&r, "delivered").await.len() == 40).then_some(()))
+        .await;
     r.stop().await;
 }
 

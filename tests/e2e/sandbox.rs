@@ -223,3 +223,70 @@ async fn a_failed_call_leaves_no_kv_writes_behind() {
     let tenant = switchyard::event::TenantId::parse(&tenant).unwrap();
     assert_eq!(store.kv_get(&tenant, "spam").await.unwrap(), None);
 }
+
+/// Routes that fan out through chained steps to several destinations.
+fn fan_out_route(name: &str, steps: usize, count: u32, destinations: &[String]) -> Value {
+    let step = json!({"plugin": "hostile-fanout", "config": {"count": count.to_string()}});
+    let urls: Vec<Value> = destinations.iter().map(|u| json!({"url": u, "secret": crate::support::SECRET})).collect();
+    json!({"name": name, "pipeline": vec![step; steps], "destinations": urls})
+}
+
+#[tokio::test]
+async fn chained_fan_outs_are_bounded_per_event() {
+    let rx = Receiver::start().await;
+    let r = TestRouter::start_with(|c| {
+        // A tenant with a small delivery budget, to test that bound with few deliveries.
+        c.tenants.insert(
+            "small".into(),
+            switchyard::config::TenantOverride { max_deliveries_per_event: Some(20), ..Default::default() },
+        );
+    })
+    .await;
+    for tenant in ["evil", "small"] {
+        r.tenant(tenant).await;
+        r.source(tenant, "calls", "call-tracking", None).await;
+        r.plugin(tenant, "hostile-fanout").await;
+    }
+    let five: Vec<String> = (0..5).map(|i| rx.url(&format!("evil{i}"))).collect();
+
+    // What the review reproduced: two 100-way steps to five destinations, 50,000 deliveries
+    // from one event. Now the second step's outputs run into max_outputs_per_event (1000).
+    r.routes("evil", json!({"routes": [fan_out_route("boom", 2, 100, &five)]})).await;
+    let id = r.send("evil", "calls", &fixture("call-tracking/call_ended.json")).await;
+    let detail = r.processed("evil", &id).await;
+    assert_eq!(detail["routes"][0]["outcome"], "failed", "{detail}");
+    let why = detail["routes"][0]["detail"].as_str().unwrap();
+    assert!(why.contains("the limit (max_outputs_per_event) is 1000"), "{why}");
+    assert_eq!(detail["deliveries"], json!([]));
+
+    // Deliveries: the first route queues 10 x 2 = 20, the tenant's whole budget; the second
+    // route would make 21 and fails alone, with the reason.
+    let two: Vec<String> = (0..2).map(|i| rx.url(&format!("small{i}"))).collect();
+    let doc = json!({"routes": [
+        fan_out_route("fits", 1, 10, &two),
+        fan_out_route("over", 1, 1, &[rx.url("small-over")]),
+    ]});
+    r.routes("small", doc).await;
+    let id = r.send("small", "calls", &fixture("call-tracking/call_ended.json")).await;
+    let detail = r.processed("small", &id).await;
+    assert_eq!(detail["routes"][0]["outcome"], "emitted", "{detail}");
+    assert_eq!(detail["routes"][1]["outcome"], "failed", "{detail}");
+    let why = detail["routes"][1]["detail"].as_str().unwrap();
+    assert!(why.contains("would make this event's deliveries 21; the limit (max_deliveries_per_event) is 20"), "{why}");
+    assert_eq!(detail["deliveries"].as_array().unwrap().len(), 20);
+    rx.wait_for("/small0", 10, WAIT).await;
+    rx.wait_for("/small1", 10, WAIT).await;
+    assert!(rx.on_path("/small-over").is_empty());
+
+    // What is static is refused at apply, naming the limit.
+    let eleven: Vec<String> = (0..11).map(|i| rx.url(&format!("d{i}"))).collect();
+    let doc = json!({"routes": [fan_out_route("long", 11, 1, &five), fan_out_route("wide", 1, 1, &eleven)]});
+    let (status, body) = r.request(reqwest::Method::PUT, "/v1/tenants/evil/routes", Some(doc)).await;
+    assert_eq!(status, 422, "{body}");
+    let details = body["error"]["details"].as_array().unwrap();
+    assert_eq!(details[0]["path"], "routes[0].pipeline", "{body}");
+    assert_eq!(details[0]["message"], "has 11 steps; the limit (max_steps_per_route) is 10");
+    assert_eq!(details[1]["path"], "routes[1].destinations", "{body}");
+    assert_eq!(details[1]["message"], "has 11 destinations; the limit (max_destinations_per_route) is 10");
+    r.stop().await;
+}

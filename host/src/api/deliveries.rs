@@ -12,7 +12,7 @@ use super::{ApiError, ApiJson, AppState, ListQuery};
 use std::collections::BTreeMap;
 
 use crate::event::{DeliveryId, EventId, TenantId};
-use crate::pipeline::run_route;
+use crate::pipeline::{EventLimits, run_route};
 use crate::store::{DeadFilter, DeliveryDetail, RouteOutcome};
 
 pub fn router() -> Router<AppState> {
@@ -104,7 +104,9 @@ async fn rerun(state: &AppState, tenant: &TenantId, filter: &DeadFilter) -> Resu
             skip("the event no longer exists".into());
             continue;
         };
-        let (result, mut new) = run_route(&state.runtime, route, tenant, &row.to_event(), first_delay).await;
+        let event = row.to_event();
+        let limits = EventLimits::of(&state.config.policy(&event.tenant));
+        let (result, mut new) = run_route(&state.runtime, route, tenant, &event, first_delay, limits).await;
         match result.outcome {
             RouteOutcome::Emitted => {}
             RouteOutcome::Dropped | RouteOutcome::Failed => {

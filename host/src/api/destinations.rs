@@ -52,7 +52,7 @@ async fn enable(
     if !state.store.enable_destination(&tenant_id, &request.url).await? {
         return Err(ApiError::NotFound(format!("tenant {tenant:?} has no destination {:?}", request.url)));
     }
-    tracing::info!(tenant, url = request.url, "destination enabled");
+    tracing::info!(tenant, url = %crate::delivery::url_for_logs(&request.url), "destination enabled");
     let row = state
         .store
         .destination(&tenant_id, &request.url)

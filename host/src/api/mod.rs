@@ -12,6 +12,7 @@ mod ingest;
 mod keys;
 mod plugins;
 mod routes;
+pub mod server;
 mod tenants;
 
 use std::sync::Arc;

@@ -80,17 +80,25 @@ async fn apply(
     let tenant = state.tenant(&tenant).await?;
     let doc = parse_document(headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()), &body)?;
     let applied = apply_document(&state, &tenant, &doc, RouteOrigin::Api).await?;
-    Ok(Json(json!({ "version": applied.version, "unchanged": applied.unchanged, "document": applied.document })))
+    Ok(Json(json!({
+        "version": applied.version,
+        "unchanged": applied.unchanged,
+        "document": routes::redacted(&applied.document),
+    })))
 }
 
+/// A stored version as the API shows it: destination secrets redacted.
 fn version_json(row: &RouteSetRow) -> Result<Value, ApiError> {
-    let document: Value = serde_json::from_str(&row.document).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(json!({
         "version": row.version,
         "origin": row.origin,
         "created_at": crate::store::ms_to_rfc3339(row.created_at),
-        "document": document,
+        "document": routes::redacted(&stored_document(row)?),
     }))
+}
+
+fn stored_document(row: &RouteSetRow) -> Result<RouteDocument, ApiError> {
+    serde_json::from_str(&row.document).map_err(|e| ApiError::Internal(format!("stored routes: {e}")))
 }
 
 async fn find(state: &AppState, tenant: &Tenant, version: Option<i64>) -> Result<RouteSetRow, ApiError> {
@@ -149,9 +157,10 @@ async fn diff(
     let tenant = state.tenant(&tenant).await?;
     let from = find(&state, &tenant, parse_route_version(&q.from)?).await?;
     let to = find(&state, &tenant, parse_route_version(q.to.as_deref().unwrap_or("live"))?).await?;
-    // Through the typed document, so fields appear in the order tenants write them.
+    // Through the typed document, so fields appear in the order tenants write them; secrets
+    // as fingerprints, so a rotation still shows as a changed line.
     let pretty = |row: &RouteSetRow| -> Result<String, ApiError> {
-        let doc: RouteDocument = serde_json::from_str(&row.document).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let doc = routes::redacted(&stored_document(row)?);
         Ok(serde_json::to_string_pretty(&doc).expect("documents serialise") + "\n")
     };
     let (a, b) = (pretty(&from)?, pretty(&to)?);
@@ -177,13 +186,12 @@ async fn rollback(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = state.tenant(&tenant).await?;
     let target = find(&state, &tenant, Some(request.version)).await?;
-    let doc: RouteDocument =
-        serde_json::from_str(&target.document).map_err(|e| ApiError::Internal(format!("stored routes: {e}")))?;
+    let doc = stored_document(&target)?;
     let applied = apply_document(&state, &tenant, &doc, RouteOrigin::Rollback).await?;
     Ok(Json(json!({
         "version": applied.version,
         "unchanged": applied.unchanged,
         "rolled_back_to": target.version,
-        "document": applied.document,
+        "document": routes::redacted(&applied.document),
     })))
 }

@@ -26,8 +26,21 @@ struct FileConfig {
 pub fn connect(global: &GlobalArgs) -> Result<Client> {
     let file = load(global.cli_config.as_deref())?;
     let url = given(&global.url).or(given(&file.url)).unwrap_or_else(|| DEFAULT_URL.to_owned());
-    let token = given(&global.token).or(given(&file.token)).or_else(local_admin_token);
+    let token = given(&global.token).or(given(&file.token)).or_else(|| local_admin_token().filter(|_| is_local(&url)));
     Client::new(&url, token)
+}
+
+/// Whether `url` names a router on this machine (a loopback host). The token that
+/// `switchyard serve` generated in the current directory is only ever sent there: a `--url`
+/// pointing elsewhere gets no token unless one is given for it.
+fn is_local(url: &str) -> bool {
+    let Ok(url) = url::Url::parse(url) else { return false };
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 /// Empty values (`SWITCHYARD_TOKEN=`) count as not given.
@@ -65,4 +78,19 @@ pub fn default_path() -> Option<PathBuf> {
 fn local_admin_token() -> Option<String> {
     let token = std::fs::read_to_string(LOCAL_ADMIN_TOKEN).ok()?;
     Some(token.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local;
+
+    #[test]
+    fn the_generated_admin_token_goes_to_loopback_routers_only() {
+        for url in ["http://127.0.0.1:8080", "http://localhost:8080/", "http://[::1]:8080", "http://127.9.9.9"] {
+            assert!(is_local(url), "{url}");
+        }
+        for url in ["https://router.example.com", "http://10.0.0.5:8080", "http://localhost.evil.com", "not a url"] {
+            assert!(!is_local(url), "{url}");
+        }
+    }
 }

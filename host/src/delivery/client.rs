@@ -75,5 +75,9 @@ mod tests {
         let err = client.post("http://localhost:9/hook").send().await.unwrap_err();
         let chain = format!("{err:?}");
         assert!(chain.contains("internal addresses"), "{chain}");
+        // What the tenant reads in its attempt log names no address the name resolved to.
+        let shown = super::super::describe(&err.without_url());
+        assert!(shown.contains("resolves only to internal addresses"), "{shown}");
+        assert!(!shown.contains("127.0.0.1") && !shown.contains("::1"), "{shown}");
     }
 }

@@ -11,7 +11,8 @@ pub mod client;
 pub mod guard;
 pub mod schedule;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
@@ -35,6 +36,8 @@ pub struct DeliveryWorker {
     pub wake: Arc<Notify>,
     guard: DestinationGuard,
     addresses: address::AddressPolicy,
+    /// Attempts in flight per tenant (at most `max_in_flight_per_tenant` each).
+    tenants: Mutex<HashMap<TenantId, usize>>,
 }
 
 impl DeliveryWorker {
@@ -51,7 +54,28 @@ impl DeliveryWorker {
         // One attempt to a destination until its row (with its own in-flight limit) is loaded.
         let guard = DestinationGuard::new(1, config.breaker_threshold, config.breaker_cooldown);
         let addresses = config.addresses();
-        Self { store, client, config, queue, writer, wake, guard, addresses }
+        Self { store, client, config, queue, writer, wake, guard, addresses, tenants: Mutex::default() }
+    }
+
+    fn tenant_in_flight(&self, tenant: &TenantId) -> usize {
+        self.tenants.lock().expect("not poisoned").get(tenant).copied().unwrap_or(0)
+    }
+
+    fn tenant_started(&self, tenant: &TenantId) {
+        *self.tenants.lock().expect("not poisoned").entry(tenant.clone()).or_default() += 1;
+    }
+
+    fn tenant_finished(&self, tenant: &TenantId) {
+        let mut tenants = self.tenants.lock().expect("not poisoned");
+        if let Some(n) = tenants.get_mut(tenant) {
+            *n -= 1;
+            if *n == 0 {
+                tenants.remove(tenant);
+            }
+        }
+        drop(tenants);
+        // Its queued deliveries may go now.
+        self.queue.ready.notify_one();
     }
 
     /// Sends due deliveries until `shutdown`, then lets attempts in flight finish.
@@ -70,21 +94,27 @@ impl DeliveryWorker {
                 // open comes out too, to be deferred.
                 // A destination found busy is not asked again in the same pass.
                 let mut busy: Vec<(TenantId, String)> = Vec::new();
-                let next = self.queue.next(|job| {
-                    if busy.iter().any(|(t, u)| *t == job.tenant_id && *u == job.url) {
-                        return None;
-                    }
-                    match self.guard.admit(&job.tenant_id, &job.url) {
-                        Admission::Go(p) => Some(Ok(p)),
-                        Admission::Wait(w) if w > guard::BUSY_RETRY => Some(Err(w)),
-                        Admission::Wait(_) => {
-                            busy.push((job.tenant_id.clone(), job.url.clone()));
-                            None
+                let cap = self.config.max_in_flight_per_tenant;
+                let next = self.queue.next(
+                    |tenant| self.tenant_in_flight(tenant) < cap,
+                    |job| {
+                        if busy.iter().any(|(t, u)| *t == job.tenant_id && *u == job.url) {
+                            return None;
                         }
-                    }
-                });
+                        match self.guard.admit(&job.tenant_id, &job.url) {
+                            Admission::Go(p) => Some(Ok(p)),
+                            Admission::Wait(w) if w > guard::BUSY_RETRY => Some(Err(w)),
+                            Admission::Wait(_) => {
+                                busy.push((job.tenant_id.clone(), job.url.clone()));
+                                None
+                            }
+                        }
+                    },
+                );
                 let Some((job, admission)) = next else { break };
                 started += 1;
+                let tenant = job.tenant_id.clone();
+                self.tenant_started(&tenant);
                 let this = self.clone();
                 tasks.spawn(async move {
                     match admission {
@@ -92,6 +122,7 @@ impl DeliveryWorker {
                         Err(wait) => this.defer(job, wait).await,
                     }
                     drop(permit);
+                    this.tenant_finished(&tenant);
                 });
             }
             if started == 0 {
@@ -117,7 +148,8 @@ impl DeliveryWorker {
             return poll;
         }
         let lease_until = now_ms() + crate::store::LEASE.as_millis() as i64;
-        match self.store.claim_due_deliveries(room, lease_until).await {
+        let skip = self.queue.full_tenants();
+        match self.store.claim_due_deliveries(room, &skip, lease_until).await {
             Ok(jobs) => {
                 let n = jobs.len() as u32;
                 self.queue.push_polled(jobs);
@@ -207,7 +239,7 @@ impl DeliveryWorker {
             (e, _) => e,
         };
         if status == DeliveryStatus::Dead {
-            tracing::warn!(delivery = %job.id, url = %job.url, attempts = attempt, "dead-lettered: {}", error.as_deref().unwrap_or(""));
+            tracing::warn!(delivery = %job.id, url = %url_for_logs(&job.url), attempts = attempt, "dead-lettered: {}", error.as_deref().unwrap_or(""));
         }
         self.update_health(&job, destination.as_ref(), error.as_deref(), gone).await;
         let record = AttemptRecord {
@@ -238,7 +270,7 @@ impl DeliveryWorker {
     ) {
         let success = error.is_none();
         if self.guard.record(&job.tenant_id, &job.url, success) {
-            tracing::warn!(url = %job.url, cooldown = ?self.config.breaker_cooldown, "circuit opened after repeated failures");
+            tracing::warn!(url = %url_for_logs(&job.url), cooldown = ?self.config.breaker_cooldown, "circuit opened after repeated failures");
         }
         let after = self.config.disable_after.as_millis() as i64;
         let result = match error {
@@ -257,9 +289,9 @@ impl DeliveryWorker {
             }
         };
         match result {
-            Ok(Some(reason)) => tracing::warn!(url = %job.url, "destination disabled: {reason}"),
+            Ok(Some(reason)) => tracing::warn!(url = %url_for_logs(&job.url), "destination disabled: {reason}"),
             Ok(None) => {}
-            Err(e) => tracing::error!(url = %job.url, "updating destination health: {e}"),
+            Err(e) => tracing::error!(url = %url_for_logs(&job.url), "updating destination health: {e}"),
         }
     }
 
@@ -291,7 +323,9 @@ impl DeliveryWorker {
             .body(job.body.clone())
             .send()
             .await
-            .map_err(|e| describe(&e))?;
+            // The tenant knows its URL; some URLs carry a secret in their path (chat webhooks
+            // do), and the error goes to the attempt log and the router's log.
+            .map_err(|e| describe(&e.without_url()))?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -320,6 +354,17 @@ async fn read_snippet(mut response: reqwest::Response, max: usize) -> Option<Str
         }
     }
     (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// A destination URL as the router's log shows it: scheme, host and port only. Paths and
+/// queries of webhook URLs often hold a secret (chat webhooks put theirs in the path), and
+/// the log is read by people who are not the tenant.
+pub fn url_for_logs(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) if u.path() == "/" && u.query().is_none() => u.origin().ascii_serialization(),
+        Ok(u) => format!("{}/...", u.origin().ascii_serialization()),
+        Err(_) => "(unparsable URL)".into(),
+    }
 }
 
 /// A transport error with its causes, e.g. "timed out" or "connection refused".

@@ -7,6 +7,7 @@
 
 mod document;
 mod files;
+mod secrets;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ pub use document::{
     StepSpec, valid_name,
 };
 pub use files::{FileOutcome, RoutesDir};
+pub use secrets::redacted;
 
 use crate::config::{Config, TenantPolicy};
 use crate::delivery::address::AddressPolicy;
@@ -70,6 +72,10 @@ pub struct RouteTable {
     /// while a plugin version is deleted: versions go live in number order and never pin a
     /// plugin version that is being deleted. Readers never take it.
     changes: tokio::sync::Mutex<()>,
+    /// Tenants whose stored routes did not load at start-up. Their events wait (stay
+    /// pending) instead of being processed as if the tenant had no routes, until a version
+    /// of theirs is installed.
+    unloaded: std::sync::Mutex<std::collections::HashSet<TenantId>>,
 }
 
 impl RouteTable {
@@ -89,8 +95,23 @@ impl RouteTable {
         routes.routes.iter().find(|r| r.steps.iter().any(|s| &s.plugin.id == plugin)).map(|r| r.name.clone())
     }
 
+    /// Whether the tenant's stored routes failed to load at start-up and none has since.
+    pub fn failed_to_load(&self, tenant: &TenantId) -> bool {
+        self.unloaded.lock().expect("not poisoned").contains(tenant)
+    }
+
+    /// Tenants whose stored routes failed to load at start-up.
+    pub fn unloaded_tenants(&self) -> Vec<TenantId> {
+        self.unloaded.lock().expect("not poisoned").iter().cloned().collect()
+    }
+
+    fn mark_unloaded(&self, tenant: &TenantId) {
+        self.unloaded.lock().expect("not poisoned").insert(tenant.clone());
+    }
+
     /// Makes `routes` live unless a newer version already is (applies can finish out of order).
     pub fn install(&self, tenant: &TenantId, routes: TenantRoutes) {
+        self.unloaded.lock().expect("not poisoned").remove(tenant);
         let routes = Arc::new(routes);
         self.tenants.rcu(|current| {
             let mut next = HashMap::clone(current);
@@ -156,9 +177,12 @@ pub async fn compile(
             rules.policy.max_routes
         )));
     }
+    let mut problems = fan_out_problems(doc, rules.policy);
+    if !problems.is_empty() {
+        return Err(ApplyError::Invalid(problems));
+    }
     let mut resolved = doc.clone();
     let mut compiled = Vec::with_capacity(doc.routes.len());
-    let mut problems = Vec::new();
     for (i, route) in resolved.routes.iter_mut().enumerate() {
         let mut steps = Vec::with_capacity(route.pipeline.len());
         for (j, step) in route.pipeline.iter_mut().enumerate() {
@@ -204,6 +228,33 @@ pub async fn compile(
     Ok((resolved, compiled))
 }
 
+/// Routes with more steps or destinations than the tenant may have: what one event can
+/// multiply into is bounded before it runs (see also `max_outputs_per_event`).
+fn fan_out_problems(doc: &RouteDocument, policy: &TenantPolicy) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (i, route) in doc.routes.iter().enumerate() {
+        let checks = [
+            ("pipeline", "steps", route.pipeline.len(), policy.max_steps_per_route, "max_steps_per_route"),
+            (
+                "destinations",
+                "destinations",
+                route.destinations.len(),
+                policy.max_destinations_per_route,
+                "max_destinations_per_route",
+            ),
+        ];
+        for (field, what, n, max, limit) in checks {
+            if n > max as usize {
+                problems.push(Problem {
+                    path: format!("routes[{i}].{field}"),
+                    message: format!("has {n} {what}; the limit ({limit}) is {max}"),
+                });
+            }
+        }
+    }
+    problems
+}
+
 /// The outcome of an apply.
 #[derive(Debug)]
 pub struct Applied {
@@ -226,7 +277,9 @@ pub async fn apply(
     table: &RouteTable,
 ) -> Result<Applied, ApplyError> {
     let _guard = table.lock_changes().await;
-    let (resolved, routes) = compile(doc, tenant, &rules, store, runtime).await?;
+    // A document read back through the API carries fingerprints in place of secrets.
+    let doc = secrets::restore(doc, tenant, store).await?;
+    let (resolved, routes) = compile(&doc, tenant, &rules, store, runtime).await?;
     if let Some(live) = store.latest_route_set(tenant).await?
         && serde_json::from_str::<RouteDocument>(&live.document).is_ok_and(|d| d == resolved)
     {
@@ -265,6 +318,8 @@ fn destination_settings(doc: &RouteDocument) -> Vec<DestinationSettings> {
 pub async fn load_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable) -> Result<(), StoreError> {
     let unlimited = TenantPolicy {
         max_routes: u32::MAX,
+        max_steps_per_route: u32::MAX,
+        max_destinations_per_route: u32::MAX,
         grants: crate::config::Capability::ALL.to_vec(),
         ..TenantPolicy::default()
     };
@@ -273,6 +328,7 @@ pub async fn load_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable)
             Ok(d) => d,
             Err(e) => {
                 tracing::error!(tenant = %row.tenant_id, version = row.version, "stored routes unreadable: {e}");
+                table.mark_unloaded(&row.tenant_id);
                 continue;
             }
         };
@@ -287,7 +343,12 @@ pub async fn load_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable)
         match compile(&doc, &row.tenant_id, &rules, store, runtime).await {
             Ok((_, routes)) => table.install(&row.tenant_id, TenantRoutes { version: row.version, routes }),
             Err(e) => {
-                tracing::error!(tenant = %row.tenant_id, version = row.version, "stored routes do not load: {e:?}")
+                tracing::error!(
+                    tenant = %row.tenant_id,
+                    version = row.version,
+                    "stored routes do not load; the tenant's events wait until a version is applied: {e:?}"
+                );
+                table.mark_unloaded(&row.tenant_id);
             }
         }
     }

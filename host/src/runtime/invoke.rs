@@ -51,6 +51,21 @@ pub enum PluginFailure {
     KvCommit { plugin: String, message: String },
     #[error("{plugin}: could not start: {message}")]
     Instantiate { plugin: String, message: String },
+    /// A host call failed for a reason of the host's (storage), not the plugin's.
+    #[error("{plugin}: a host call failed: {message}")]
+    HostFault { plugin: String, message: String },
+}
+
+impl PluginFailure {
+    /// Whether running the event again later may succeed: the host was short of something
+    /// (a free instance, a working database), or the plugin said so with a `retryable`
+    /// error. The pipeline puts such events back instead of failing them for good.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            PluginFailure::Instantiate { .. } | PluginFailure::KvCommit { .. } | PluginFailure::HostFault { .. }
+        ) || matches!(self, PluginFailure::Error { kind: "retryable", .. })
+    }
 }
 
 /// Time allowed beyond the epoch deadline for host calls in flight before the whole call is
@@ -127,6 +142,7 @@ impl Runtime {
             log_bytes: 0,
             kv_ops: 0,
             kv_limit_hit: false,
+            host_fault: None,
             kv_writes: HashMap::new(),
         };
         let mut store = WasmStore::new(&self.engine, state);
@@ -212,6 +228,9 @@ fn classify_trap(
     }
     if state.kv_limit_hit {
         return PluginFailure::KvLimit { plugin, limit: limits.max_kv_ops };
+    }
+    if let Some(message) = &state.host_fault {
+        return PluginFailure::HostFault { plugin, message: message.clone() };
     }
     if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
         return PluginFailure::Timeout { plugin, limit: limits.timeout };

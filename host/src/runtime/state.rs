@@ -43,6 +43,9 @@ pub struct PluginState {
     pub(super) kv_ops: usize,
     /// Set when `kv_ops` went over the limit, so the trap is reported as that limit.
     pub(super) kv_limit_hit: bool,
+    /// A host call failed on the host's side (a storage error): the call's failure is
+    /// transient, not the plugin's doing.
+    pub(super) host_fault: Option<String>,
     /// This call's kv writes (None = deleted), read back by its own later `get`s. They reach
     /// the store in one transaction once the call has succeeded (never, for a dry run): a
     /// failed call leaves no half-done writes, and a call costs one durable commit however

@@ -175,7 +175,9 @@ pub(super) async fn insert_deliveries(
                 .push_bind(&d.event_id)
                 .push_bind(&d.route)
                 .push_bind(&d.url)
-                .push_bind(&d.secret)
+                // The secret is read from the destination's row at each attempt (and sealed
+                // there, see `secrets`); the copy in memory serves the first attempt.
+                .push_bind("")
                 .push_bind(&d.event_type)
                 .push_bind(&d.content_type)
                 .push_bind(&d.body)
@@ -267,19 +269,53 @@ pub(super) async fn dead_letter(
 impl Store {
     /// Leases up to `limit` due deliveries that no one holds until `lease_until` and returns
     /// them: retries that fell due, what memory could not take, and what a restart left.
-    pub async fn claim_due_deliveries(&self, limit: u32, lease_until: i64) -> Result<Vec<DeliveryJob>> {
-        Ok(sqlx::query_as(
-            "UPDATE deliveries SET lease_until = ?
-             WHERE id IN (SELECT id FROM deliveries
-                          WHERE status = 'pending' AND lease_until IS NULL AND next_attempt_at <= ?
-                          ORDER BY next_attempt_at LIMIT ?)
-             RETURNING id, tenant_id, url, secret, event_type, content_type, body, attempts, tries",
+    /// Tenants take turns (every tenant's oldest due delivery, then every tenant's second,
+    /// and so on), so one tenant's backlog cannot fill the batch; tenants in `skip_tenants`
+    /// (holding their share of memory) are left out.
+    pub async fn claim_due_deliveries(
+        &self,
+        limit: u32,
+        skip_tenants: &[TenantId],
+        lease_until: i64,
+    ) -> Result<Vec<DeliveryJob>> {
+        let skip_tenants = serde_json::to_string(skip_tenants).expect("ids serialise");
+        let mut tx = self.pool.begin().await?;
+        // Only each tenant's first `limit` due deliveries can make the batch, so only those
+        // are read (one index seek per tenant) and numbered.
+        let jobs: Vec<DeliveryJob> = sqlx::query_as(
+            "SELECT id, tenant_id, url, secret, event_type, content_type, body, attempts, tries FROM (
+                 SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn
+                 FROM deliveries WHERE id IN (
+                     SELECT head.id FROM tenants w JOIN deliveries head ON head.id IN (
+                         SELECT id FROM deliveries INDEXED BY deliveries_ready_by_tenant
+                         WHERE status = 'pending' AND lease_until IS NULL AND tenant_id = w.id
+                           AND next_attempt_at <= ?3
+                         ORDER BY next_attempt_at LIMIT ?2)
+                     WHERE w.id NOT IN (SELECT value FROM json_each(?1)))
+             ) ORDER BY turn, next_attempt_at LIMIT ?2",
         )
-        .bind(lease_until)
-        .bind(now_ms())
+        .bind(skip_tenants)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .bind(now_ms())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut jobs = jobs;
+        for job in &mut jobs {
+            // Only deliveries queued before destinations had rows of their own carry one.
+            job.secret = self.keys.open(&job.secret)?;
+        }
+        if !jobs.is_empty() {
+            let mut q = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET lease_until = ");
+            q.push_bind(lease_until).push(" WHERE id IN (");
+            let mut list = q.separated(", ");
+            for job in &jobs {
+                list.push_bind(&job.id);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+            tx.commit().await?;
+        }
+        Ok(jobs)
     }
 
     /// When the next delivery that no one holds falls due, so the worker can sleep until then.

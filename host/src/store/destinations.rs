@@ -84,7 +84,8 @@ impl Store {
             )
             .bind(tenant)
             .bind(&d.url)
-            .bind(&d.secret)
+            // Sealing is deterministic, so `secret != excluded.secret` still tells a rotation.
+            .bind(self.keys.seal(&d.secret))
             .bind(schedule)
             .bind(d.timeout_ms.map(|t| t as i64))
             .bind(d.max_in_flight.map(i64::from))
@@ -115,6 +116,7 @@ impl Store {
                 .bind(url)
                 .fetch_optional(&self.pool)
                 .await?;
+        let row = row.map(|r| self.open_destination(r)).transpose()?;
         let mut cache = self.caches.destinations.lock().expect("not poisoned");
         // A write since the read began may have been missed by it: do not keep it.
         if self.caches.destination_writes.load(Ordering::Acquire) == writes {
@@ -123,6 +125,13 @@ impl Store {
             }
             cache.insert(key, row.clone());
         }
+        Ok(row)
+    }
+
+    /// A row with its secrets opened (they are sealed at rest).
+    fn open_destination(&self, mut row: DestinationRow) -> Result<DestinationRow> {
+        row.secret = self.keys.open(&row.secret)?;
+        row.previous_secret = row.previous_secret.map(|s| self.keys.open(&s)).transpose()?;
         Ok(row)
     }
 

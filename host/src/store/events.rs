@@ -49,6 +49,11 @@ pub struct EventRow {
     #[serde(serialize_with = "opt_ms_as_rfc3339")]
     pub processed_at: Option<i64>,
     pub route_version: Option<i64>,
+    /// Runs that ended in a transient fault and were put back to be tried again.
+    pub tries: i64,
+    /// Why the event is waiting to be tried again, while it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl EventRow {
@@ -70,6 +75,8 @@ impl EventRow {
             received_at,
             processed_at: None,
             route_version: None,
+            tries: 0,
+            last_error: None,
         }
     }
 
@@ -120,7 +127,7 @@ pub struct EventDetail {
 }
 
 const COLUMNS: &str = "e.id, e.tenant_id, t.name AS tenant, e.source, e.upstream_id, e.event_type, e.time, e.subject,
-    e.data, e.status, e.received_at, e.processed_at, e.route_version";
+    e.data, e.status, e.received_at, e.processed_at, e.route_version, e.tries, e.last_error";
 
 /// Inserts a batch of accepted events (status `pending`; leased when memory holds them) in
 /// one multi-row statement, with one outcome per event in order. A duplicate, also of an
@@ -179,6 +186,21 @@ pub(super) async fn insert_batch(
 /// (`leases[i][j]`: the lease of completion i's delivery j, when memory holds it). Returns the
 /// events this batch moved. An event already processed (by an earlier run that crashed after
 /// its commit) is left as it was, and its results and deliveries are not written again.
+/// Puts an event back to be processed again at `at` (a transient fault), releasing its
+/// lease and counting the run.
+pub(super) async fn retry(tx: &mut Transaction<'_, Sqlite>, event: &EventId, at: i64, error: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE events SET lease_until = NULL, retry_at = ?, tries = tries + 1, last_error = ?
+         WHERE id = ? AND status = 'pending'",
+    )
+    .bind(at)
+    .bind(error)
+    .bind(event)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 pub(super) async fn complete_batch(
     tx: &mut Transaction<'_, Sqlite>,
     completions: &[&Completion],
@@ -197,7 +219,7 @@ pub(super) async fn complete_batch(
         for chunk in ids.chunks(500) {
             let mut q = QueryBuilder::<Sqlite>::new("UPDATE events SET status = 'processed', processed_at = ");
             q.push_bind(now).push(", route_version = ").push_bind(version);
-            q.push(", lease_until = NULL WHERE status = 'pending' AND id IN (");
+            q.push(", lease_until = NULL, retry_at = NULL WHERE status = 'pending' AND id IN (");
             let mut list = q.separated(", ");
             for id in chunk {
                 list.push_bind(*id);
@@ -270,6 +292,7 @@ impl Store {
                      SELECT head.id FROM tenants w JOIN events head ON head.id IN (
                          SELECT id FROM events
                          WHERE status = 'pending' AND lease_until IS NULL AND tenant_id = w.id
+                           AND (retry_at IS NULL OR retry_at <= ?3)
                          ORDER BY received_at, id LIMIT ?2)
                      WHERE w.id NOT IN (SELECT value FROM json_each(?1)))
              ) e JOIN tenants t ON t.id = e.tenant_id
@@ -277,6 +300,7 @@ impl Store {
         ))
         .bind(skip_tenants)
         .bind(limit)
+        .bind(now_ms())
         .fetch_all(&mut *tx)
         .await?;
         if !rows.is_empty() {

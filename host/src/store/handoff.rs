@@ -269,9 +269,12 @@ pub struct DeliveryQueueLimits {
     pub max_jobs: usize,
     /// Bytes of delivery bodies held in memory.
     pub max_bytes: usize,
+    /// Deliveries of one tenant held in memory: a tenant whose receivers are slow cannot fill
+    /// memory with its backlog and leave other tenants' new deliveries to the poll.
+    pub per_tenant: usize,
 }
 
-/// Deliveries ready for their first attempt, in memory, in the order they were queued.
+/// Deliveries ready for an attempt, in memory: one FIFO per tenant, tenants taking turns.
 pub struct DeliveryQueue {
     limits: DeliveryQueueLimits,
     inner: Mutex<DeliveryQueueInner>,
@@ -281,18 +284,49 @@ pub struct DeliveryQueue {
 
 #[derive(Default)]
 struct DeliveryQueueInner {
-    queue: VecDeque<DeliveryJob>,
-    /// Deliveries in memory (queued or being attempted) and their body sizes.
-    held: HashMap<DeliveryId, usize>,
-    /// Room taken: held deliveries plus reservations whose commit is under way.
+    queues: HashMap<TenantId, VecDeque<DeliveryJob>>,
+    /// Tenants with queued deliveries, in turn order: the one served last goes to the back.
+    turns: VecDeque<TenantId>,
+    /// Deliveries in memory (queued or being attempted): whose, and their body sizes.
+    held: HashMap<DeliveryId, (TenantId, usize)>,
+    /// Room taken: held deliveries plus reservations whose commit is under way, in all and
+    /// per tenant.
     jobs: usize,
     bytes: usize,
+    per_tenant: HashMap<TenantId, usize>,
     /// Deliveries were stored that memory could not take: the poll has work.
     overflowed: bool,
 }
 
-/// How far past the head `next` looks for a delivery it may start: bounded, so a long queue
-/// for one busy destination costs each pass little.
+impl DeliveryQueueInner {
+    fn take_room(&mut self, tenant: &TenantId, bytes: usize) {
+        self.jobs += 1;
+        self.bytes += bytes;
+        *self.per_tenant.entry(tenant.clone()).or_default() += 1;
+    }
+
+    fn free_room(&mut self, tenant: &TenantId, bytes: usize) {
+        self.jobs = self.jobs.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(bytes);
+        if let Some(n) = self.per_tenant.get_mut(tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_tenant.remove(tenant);
+            }
+        }
+    }
+
+    fn enqueue(&mut self, job: DeliveryJob) {
+        let queue = self.queues.entry(job.tenant_id.clone()).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(job.tenant_id.clone());
+        }
+        queue.push_back(job);
+    }
+}
+
+/// How far into one tenant's queue `next` looks for a delivery it may start: bounded, so a
+/// long queue for one busy destination costs each pass little.
 const LOOKAHEAD: usize = 256;
 
 impl DeliveryQueue {
@@ -304,29 +338,28 @@ impl DeliveryQueue {
         self.inner.lock().expect("not poisoned")
     }
 
-    /// Reserves room for a delivery of `bytes`; false when memory is full (it is then
-    /// stored unleased, and once committed the writer calls `mark_overflow`).
-    pub fn reserve(&self, bytes: usize) -> bool {
+    /// Reserves room for a delivery of `tenant` of `bytes`; false when memory (or the
+    /// tenant's share of it) is full: it is then stored unleased, and once committed the
+    /// writer calls `mark_overflow`.
+    pub fn reserve(&self, tenant: &TenantId, bytes: usize) -> bool {
         let mut q = self.lock();
-        if q.jobs >= self.limits.max_jobs || q.bytes + bytes > self.limits.max_bytes {
+        let tenant_full = q.per_tenant.get(tenant).is_some_and(|n| *n >= self.limits.per_tenant);
+        if tenant_full || q.jobs >= self.limits.max_jobs || q.bytes + bytes > self.limits.max_bytes {
             return false;
         }
-        q.jobs += 1;
-        q.bytes += bytes;
+        q.take_room(tenant, bytes);
         true
     }
 
-    pub fn unreserve(&self, bytes: usize) {
-        let mut q = self.lock();
-        q.jobs = q.jobs.saturating_sub(1);
-        q.bytes = q.bytes.saturating_sub(bytes);
+    pub fn unreserve(&self, tenant: &TenantId, bytes: usize) {
+        self.lock().free_room(tenant, bytes);
     }
 
     /// Queues a stored delivery into its reserved room.
     pub fn push_reserved(&self, job: DeliveryJob) {
         let mut q = self.lock();
-        q.held.insert(job.id.clone(), job.body.len());
-        q.queue.push_back(job);
+        q.held.insert(job.id.clone(), (job.tenant_id.clone(), job.body.len()));
+        q.enqueue(job);
         drop(q);
         self.ready.notify_one();
     }
@@ -336,12 +369,11 @@ impl DeliveryQueue {
         let mut q = self.lock();
         let mut added = 0;
         for job in jobs {
-            if q.held.insert(job.id.clone(), job.body.len()).is_some() {
+            if q.held.insert(job.id.clone(), (job.tenant_id.clone(), job.body.len())).is_some() {
                 continue;
             }
-            q.jobs += 1;
-            q.bytes += job.body.len();
-            q.queue.push_back(job);
+            q.take_room(&job.tenant_id, job.body.len());
+            q.enqueue(job);
             added += 1;
         }
         drop(q);
@@ -351,16 +383,33 @@ impl DeliveryQueue {
         added
     }
 
-    /// The first queued delivery (within a bounded look-ahead) that `admit` accepts, with
-    /// what `admit` said. A destination at its in-flight limit does not hold up the others.
-    pub fn next<T>(&self, mut admit: impl FnMut(&DeliveryJob) -> Option<T>) -> Option<(DeliveryJob, T)> {
+    /// The next delivery to start, with what `admit` said of it. Tenants take turns, and one
+    /// that `tenant_may_start` refuses (at its in-flight cap) is passed over; within a
+    /// tenant, the first of its oldest `LOOKAHEAD` deliveries that `admit` accepts, so a
+    /// destination at its in-flight limit does not hold up the tenant's others.
+    pub fn next<T>(
+        &self,
+        mut tenant_may_start: impl FnMut(&TenantId) -> bool,
+        mut admit: impl FnMut(&DeliveryJob) -> Option<T>,
+    ) -> Option<(DeliveryJob, T)> {
         let mut q = self.lock();
-        let n = q.queue.len().min(LOOKAHEAD);
-        for i in 0..n {
-            if let Some(admission) = admit(&q.queue[i]) {
-                let job = q.queue.remove(i).expect("index in range");
-                return Some((job, admission));
+        for turn in 0..q.turns.len() {
+            let tenant = q.turns[turn].clone();
+            if !tenant_may_start(&tenant) {
+                continue;
             }
+            let queue = q.queues.get_mut(&tenant).expect("a tenant in turn has a queue");
+            let found = queue.iter().take(LOOKAHEAD).enumerate().find_map(|(i, job)| admit(job).map(|a| (i, a)));
+            let Some((i, admission)) = found else { continue };
+            let job = queue.remove(i).expect("index in range");
+            let emptied = queue.is_empty();
+            q.turns.remove(turn);
+            if emptied {
+                q.queues.remove(&tenant);
+            } else {
+                q.turns.push_back(tenant);
+            }
+            return Some((job, admission));
         }
         None
     }
@@ -368,9 +417,8 @@ impl DeliveryQueue {
     /// The delivery's attempt (or deferral) is recorded: its room is free.
     pub fn finished(&self, id: &DeliveryId) {
         let mut q = self.lock();
-        if let Some(bytes) = q.held.remove(id) {
-            q.jobs = q.jobs.saturating_sub(1);
-            q.bytes = q.bytes.saturating_sub(bytes);
+        if let Some((tenant, bytes)) = q.held.remove(id) {
+            q.free_room(&tenant, bytes);
         }
         drop(q);
         self.ready.notify_one();
@@ -400,6 +448,12 @@ impl DeliveryQueue {
         let q = self.lock();
         self.limits.max_jobs.saturating_sub(q.jobs)
     }
+
+    /// Tenants holding their whole share of memory: the poll leaves their deliveries alone.
+    pub fn full_tenants(&self) -> Vec<TenantId> {
+        let q = self.lock();
+        q.per_tenant.iter().filter(|(_, n)| **n >= self.limits.per_tenant).map(|(t, _)| t.clone()).collect()
+    }
 }
 
 #[cfg(test)]
@@ -421,6 +475,8 @@ mod tests {
             received_at: 0,
             processed_at: None,
             route_version: None,
+            tries: 0,
+            last_error: None,
         }
     }
 
@@ -478,12 +534,10 @@ mod tests {
         assert_eq!(q.backlog(&t), 1, "a completion commits one off the backlog");
     }
 
-    #[test]
-    fn a_busy_destination_does_not_hold_up_the_queue() {
-        let q = DeliveryQueue::new(DeliveryQueueLimits { max_jobs: 3, max_bytes: 1 << 20 });
-        let job = |url: &str| DeliveryJob {
+    fn job(tenant: &TenantId, url: &str) -> DeliveryJob {
+        DeliveryJob {
             id: DeliveryId::generate(),
-            tenant_id: TenantId::generate(),
+            tenant_id: tenant.clone(),
             url: url.into(),
             secret: String::new(),
             event_type: String::new(),
@@ -491,17 +545,46 @@ mod tests {
             body: vec![0; 10],
             attempts: 0,
             tries: 0,
-        };
-        assert!(q.reserve(10) && q.reserve(10) && q.reserve(10));
-        assert!(!q.reserve(10), "full: the next one is stored for the poll");
+        }
+    }
+
+    #[test]
+    fn a_busy_destination_does_not_hold_up_the_queue() {
+        let q = DeliveryQueue::new(DeliveryQueueLimits { max_jobs: 3, max_bytes: 1 << 20, per_tenant: 3 });
+        let t = TenantId::generate();
+        assert!(q.reserve(&t, 10) && q.reserve(&t, 10) && q.reserve(&t, 10));
+        assert!(!q.reserve(&t, 10), "full: the next one is stored for the poll");
         q.mark_overflow();
         assert!(!q.wants_poll(), "no room to poll into yet");
         for url in ["busy", "busy", "free"] {
-            q.push_reserved(job(url));
+            q.push_reserved(job(&t, url));
         }
-        let (taken, ()) = q.next(|j| (j.url != "busy").then_some(())).unwrap();
+        let (taken, ()) = q.next(|_| true, |j| (j.url != "busy").then_some(())).unwrap();
         assert_eq!(taken.url, "free");
         q.finished(&taken.id);
         assert_eq!(q.room(), 1);
+    }
+
+    #[test]
+    fn tenants_take_turns_for_deliveries_within_their_share() {
+        let q = DeliveryQueue::new(DeliveryQueueLimits { max_jobs: 100, max_bytes: 1 << 20, per_tenant: 3 });
+        let (slow, fast) = (TenantId::generate(), TenantId::generate());
+        for _ in 0..3 {
+            assert!(q.reserve(&slow, 10));
+            q.push_reserved(job(&slow, "slow"));
+        }
+        assert!(!q.reserve(&slow, 10), "the slow tenant's share is full");
+        assert_eq!(q.full_tenants(), vec![slow.clone()]);
+        assert!(q.reserve(&fast, 10), "another tenant still has room");
+        q.push_reserved(job(&fast, "fast"));
+        // Queued behind three of the slow tenant's, the fast one goes second.
+        let order: Vec<String> =
+            std::iter::from_fn(|| q.next(|_| true, |_| Some(())).map(|(j, ())| j.url)).take(2).collect();
+        assert_eq!(order, ["slow", "fast"]);
+        // A tenant at its in-flight cap is passed over.
+        q.push_polled(vec![job(&fast, "fast")]);
+        let (j, ()) = q.next(|t| *t != slow, |_| Some(())).unwrap();
+        assert_eq!(j.url, "fast");
+        assert!(q.next(|t| *t != slow, |_| Some(())).is_none());
     }
 }

@@ -13,6 +13,7 @@ mod keys;
 mod kv;
 mod plugins;
 mod routes;
+pub mod secrets;
 mod tenants;
 mod writer;
 
@@ -35,7 +36,7 @@ pub use keys::{ApiKey, KEY_PREFIX};
 pub use plugins::{NewPluginVersion, PluginVersion, PluginVersionMeta};
 pub use routes::{RouteOrigin, RouteSetRow, RouteVersionSummary};
 pub use tenants::{SourceRow, Tenant};
-pub use writer::{AttemptDone, Completion, LEASE, Writer, WriterParts};
+pub use writer::{AttemptDone, Completion, EventRetry, LEASE, Writer, WriterParts};
 
 /// A storage failure. Callers treat these as internal errors: retried by workers, logged and
 /// answered with 500 by the API.
@@ -51,6 +52,10 @@ pub enum StoreError {
     Batch(String),
     #[error("the event writer has stopped")]
     Closed,
+    #[error("secrets: {0}")]
+    Secrets(#[from] secrets::SecretsError),
+    #[error("{0}")]
+    Io(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -60,6 +65,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: SqlitePool,
     caches: Arc<Caches>,
+    /// Seals secrets before they are stored and opens them when read (see `secrets`).
+    keys: Arc<secrets::Keyring>,
 }
 
 /// What the hot path reads on every event, kept in memory. Every change goes through this
@@ -83,8 +90,15 @@ struct Caches {
 const CACHE_ENTRIES: usize = 10_000;
 
 impl Store {
-    /// Opens (creating if needed) `<dir>/switchyard.db` and applies pending migrations.
+    /// Opens (creating if needed) `<dir>/switchyard.db` and applies pending migrations, with
+    /// the secrets key kept in `<dir>` (generated on first use).
     pub async fn open(dir: &Path) -> Result<Self> {
+        let keys = secrets::keyring(dir, None, &[])?;
+        Self::open_with_keys(dir, keys).await
+    }
+
+    /// `open`, with the keyring that seals secrets at rest.
+    pub async fn open_with_keys(dir: &Path, keys: secrets::Keyring) -> Result<Self> {
         let file = dir.join("switchyard.db");
         create_private_file(&file)?;
         let url = format!("sqlite://{}", file.display());
@@ -97,7 +111,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool, caches: Arc::default() })
+        Ok(Self { pool, caches: Arc::default(), keys: Arc::new(keys) })
     }
 }
 

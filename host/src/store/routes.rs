@@ -58,30 +58,37 @@ impl Store {
              RETURNING {COLUMNS}"
         ))
         .bind(tenant)
-        .bind(document)
+        .bind(self.keys.seal_document(document))
         .bind(origin)
         .bind(now_ms())
         .bind(tenant)
         .fetch_one(&self.pool)
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("route version".into()) } else { e.into() })?;
+        self.open_route_set(row)
+    }
+
+    /// A stored version with its destination secrets opened (they are sealed at rest).
+    fn open_route_set(&self, mut row: RouteSetRow) -> Result<RouteSetRow> {
+        row.document = self.keys.open_document(&row.document)?;
         Ok(row)
     }
 
     /// The live (highest) version of every tenant's routes, for start-up.
     pub async fn latest_route_sets(&self) -> Result<Vec<RouteSetRow>> {
-        Ok(sqlx::query_as(
+        let rows: Vec<RouteSetRow> = sqlx::query_as(
             "SELECT r.tenant_id, r.version, r.document, r.origin, r.created_at FROM route_sets r
              JOIN (SELECT tenant_id, MAX(version) AS v FROM route_sets GROUP BY tenant_id) m
                ON m.tenant_id = r.tenant_id AND m.v = r.version",
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.into_iter().map(|r| self.open_route_set(r)).collect()
     }
 
     /// One version, or the latest when `version` is None.
     pub async fn route_set(&self, tenant: &TenantId, version: Option<i64>) -> Result<Option<RouteSetRow>> {
-        Ok(sqlx::query_as(&format!(
+        let row: Option<RouteSetRow> = sqlx::query_as(&format!(
             "SELECT {COLUMNS} FROM route_sets WHERE tenant_id = ? AND (? IS NULL OR version = ?)
              ORDER BY version DESC LIMIT 1"
         ))
@@ -89,7 +96,8 @@ impl Store {
         .bind(version)
         .bind(version)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        row.map(|r| self.open_route_set(r)).transpose()
     }
 
     pub async fn latest_route_set(&self, tenant: &TenantId) -> Result<Option<RouteSetRow>> {

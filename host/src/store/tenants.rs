@@ -68,7 +68,7 @@ impl Store {
         .bind(tenant)
         .bind(name)
         .bind(format)
-        .bind(secret)
+        .bind(secret.map(|s| self.keys.seal(s)))
         .bind(created_at)
         .execute(&self.pool)
         .await?;
@@ -107,18 +107,28 @@ impl Store {
     }
 
     pub async fn source(&self, tenant: &TenantId, name: &str) -> Result<Option<SourceRow>> {
-        Ok(sqlx::query_as("SELECT name, format, secret, created_at FROM sources WHERE tenant_id = ? AND name = ?")
-            .bind(tenant)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?)
+        let row: Option<SourceRow> =
+            sqlx::query_as("SELECT name, format, secret, created_at FROM sources WHERE tenant_id = ? AND name = ?")
+                .bind(tenant)
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| self.open_source(r)).transpose()
     }
 
     pub async fn list_sources(&self, tenant: &TenantId) -> Result<Vec<SourceRow>> {
-        Ok(sqlx::query_as("SELECT name, format, secret, created_at FROM sources WHERE tenant_id = ? ORDER BY name")
-            .bind(tenant)
-            .fetch_all(&self.pool)
-            .await?)
+        let rows: Vec<SourceRow> =
+            sqlx::query_as("SELECT name, format, secret, created_at FROM sources WHERE tenant_id = ? ORDER BY name")
+                .bind(tenant)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter().map(|r| self.open_source(r)).collect()
+    }
+
+    /// A source with its secret opened (sealed at rest, see `secrets`).
+    fn open_source(&self, mut row: SourceRow) -> Result<SourceRow> {
+        row.secret = row.secret.map(|s| self.keys.open(&s)).transpose()?;
+        Ok(row)
     }
 
     /// Returns false when there was no such source.

@@ -96,10 +96,10 @@ async fn completing_an_event_queues_deliveries_once() {
         .unwrap();
     assert_eq!(s.count_deliveries(DeliveryStatus::Pending).await.unwrap(), 1);
 
-    let claimed = s.claim_due_deliveries(10, now_ms() + 60_000).await.unwrap();
+    let claimed = s.claim_due_deliveries(10, &[], now_ms() + 60_000).await.unwrap();
     assert_eq!(claimed.len(), 1);
     // Leased: not claimable again until the lease runs out.
-    assert!(s.claim_due_deliveries(10, now_ms() + 60_000).await.unwrap().is_empty());
+    assert!(s.claim_due_deliveries(10, &[], now_ms() + 60_000).await.unwrap().is_empty());
 
     let rec = AttemptRecord {
         started_at: now_ms(),
@@ -118,8 +118,55 @@ async fn completing_an_event_queues_deliveries_once() {
 
     assert!(s.replay_delivery(&t.id, &delivery.id).await.unwrap());
     assert!(!s.replay_delivery(&t.id, &delivery.id).await.unwrap(), "already pending");
-    let again = s.claim_due_deliveries(10, now_ms() + 60_000).await.unwrap();
+    let again = s.claim_due_deliveries(10, &[], now_ms() + 60_000).await.unwrap();
     assert_eq!((again[0].attempts, again[0].tries), (1, 0));
+}
+
+/// Stores one processed event of `tenant` with `n` due deliveries.
+async fn due_deliveries(s: &Store, tenant: &Tenant, n: usize) {
+    let ev = event(&tenant.name);
+    s.insert_event(NewEvent {
+        tenant_id: tenant.id.clone(),
+        upstream_id: ev.id.to_string(),
+        event: ev.clone(),
+        raw: "{}".into(),
+    })
+    .await
+    .unwrap();
+    let deliveries: Vec<NewDelivery> = (0..n)
+        .map(|_| NewDelivery {
+            id: DeliveryId::generate(),
+            tenant_id: tenant.id.clone(),
+            event_id: ev.id.clone(),
+            route: "r".into(),
+            url: "http://127.0.0.1:9/".into(),
+            secret: "whsec_x".into(),
+            event_type: "call.ended".into(),
+            content_type: "application/json".into(),
+            body: b"{}".to_vec(),
+            not_before: now_ms() - 1000,
+        })
+        .collect();
+    let results = [RouteResult { route: "r".into(), outcome: RouteOutcome::Emitted, detail: None, outputs: 1 }];
+    s.complete_event(&ev.id, Some(1), &results, &deliveries).await.unwrap();
+}
+
+#[tokio::test]
+async fn due_deliveries_are_claimed_with_tenants_taking_turns() {
+    let (_d, s) = store().await;
+    let busy = s.create_tenant("busy").await.unwrap();
+    let quiet = s.create_tenant("quiet").await.unwrap();
+    due_deliveries(&s, &busy, 50).await;
+    due_deliveries(&s, &quiet, 2).await;
+    let lease = now_ms() + 60_000;
+    // A batch of four, with fifty of one tenant's ahead: both tenants get two.
+    let batch = s.claim_due_deliveries(4, &[], lease).await.unwrap();
+    let of = |t: &Tenant| batch.iter().filter(|j| j.tenant_id == t.id).count();
+    assert_eq!((of(&busy), of(&quiet)), (2, 2));
+    // A tenant holding its share of memory is left out.
+    let rest = s.claim_due_deliveries(100, std::slice::from_ref(&busy.id), lease).await.unwrap();
+    assert!(rest.is_empty(), "the quiet tenant's are all claimed, the busy one is skipped");
+    assert_eq!(s.claim_due_deliveries(100, &[], lease).await.unwrap().len(), 48);
 }
 
 #[tokio::test]

@@ -73,6 +73,17 @@ pub(super) enum Op {
         delivery: DeliveryId,
         reason: String,
     },
+    /// An event back to the poll, to be processed again at `at`.
+    Retry(EventRetry),
+}
+
+/// An event whose run hit a transient fault: processed again later, not completed now.
+#[derive(Debug)]
+pub struct EventRetry {
+    pub event: EventId,
+    pub tenant: TenantId,
+    pub at: i64,
+    pub error: String,
 }
 
 /// How long writes nobody waits for (attempt outcomes, deferrals) may wait for company.
@@ -94,6 +105,7 @@ impl Op {
             Op::Attempt(_) => "attempt",
             Op::Defer { .. } => "defer",
             Op::DeadLetter { .. } => "dead letter",
+            Op::Retry(_) => "event retry",
         }
     }
 }
@@ -158,6 +170,11 @@ impl Writer {
 
     pub async fn dead_letter(&self, delivery: DeliveryId, reason: String) -> Result<()> {
         self.send(Op::DeadLetter { delivery, reason }).await
+    }
+
+    /// Puts an event back to be processed again later; returns once queued.
+    pub async fn retry(&self, retry: EventRetry) -> Result<()> {
+        self.send(Op::Retry(retry)).await
     }
 }
 
@@ -278,10 +295,12 @@ struct Committed {
     completed: Vec<(EventId, bool)>,
     deliveries: Vec<DeliveryJob>,
     /// Reservations of deliveries not stored (their event was completed before).
-    unreserve_deliveries: Vec<usize>,
+    unreserve_deliveries: Vec<(TenantId, usize)>,
     /// Deliveries stored that memory does not hold (not due yet, or no room).
     unheld_deliveries: bool,
     finished_deliveries: Vec<DeliveryId>,
+    /// Events put back to the poll (to be retried).
+    released: Vec<(EventId, TenantId)>,
     kv_committed: Vec<(TenantId, Vec<String>, u64)>,
 }
 
@@ -305,11 +324,14 @@ impl Committed {
         for job in self.deliveries {
             parts.deliveries.push_reserved(job);
         }
-        for bytes in self.unreserve_deliveries {
-            parts.deliveries.unreserve(bytes);
+        for (tenant, bytes) in &self.unreserve_deliveries {
+            parts.deliveries.unreserve(tenant, *bytes);
         }
         if self.unheld_deliveries {
             parts.deliveries.mark_overflow();
+        }
+        for (id, tenant) in &self.released {
+            parts.events.released(id, tenant);
         }
         for (id, processed) in &self.completed {
             parts.events.completed(id, *processed);
@@ -337,7 +359,7 @@ async fn commit(parts: &WriterParts, conn: &mut WriterConnection, ops: &mut [Op]
             Op::Complete(c) => {
                 for d in &c.deliveries {
                     // Only a delivery due now goes to memory; a later one waits for the poll.
-                    delivery_slots.push(d.not_before <= now && parts.deliveries.reserve(d.body.len()));
+                    delivery_slots.push(d.not_before <= now && parts.deliveries.reserve(&d.tenant_id, d.body.len()));
                 }
             }
             _ => {}
@@ -356,7 +378,7 @@ async fn commit(parts: &WriterParts, conn: &mut WriterConnection, ops: &mut [Op]
                     Op::Complete(c) => {
                         for d in &c.deliveries {
                             if *dslots.next().expect("one per delivery") {
-                                parts.deliveries.unreserve(d.body.len());
+                                parts.deliveries.unreserve(&d.tenant_id, d.body.len());
                             }
                         }
                     }
@@ -432,6 +454,7 @@ async fn write(
             Op::DeadLetter { delivery, reason } => {
                 super::deliveries::dead_letter(&mut tx, delivery, reason, now).await?
             }
+            Op::Retry(r) => super::events::retry(&mut tx, &r.event, r.at, &r.error).await?,
             _ => {}
         }
     }
@@ -467,7 +490,7 @@ async fn write(
                     let slot = *dslots.next().expect("one per delivery");
                     match (slot, moved) {
                         (true, true) => done.deliveries.push(d.to_job()),
-                        (true, false) => done.unreserve_deliveries.push(d.body.len()),
+                        (true, false) => done.unreserve_deliveries.push((d.tenant_id.clone(), d.body.len())),
                         (false, true) => done.unheld_deliveries = true,
                         (false, false) => {}
                     }
@@ -478,6 +501,7 @@ async fn write(
             Op::Defer { delivery, .. } | Op::DeadLetter { delivery, .. } => {
                 done.finished_deliveries.push(delivery.clone())
             }
+            Op::Retry(r) => done.released.push((r.event.clone(), r.tenant.clone())),
         }
     }
     Ok(done)
@@ -497,12 +521,11 @@ async fn give_up(parts: &WriterParts, op: Op, e: &StoreError) {
         Op::Kv { tenant, writes, seq } => {
             parts.store.kv_overlay_committed(&tenant, &writes.keys().cloned().collect::<Vec<_>>(), seq);
         }
-        Op::Complete(c) => {
-            let tenant = c.tenant.clone();
-            if let Err(e) = parts.store.release_event(&c.event).await {
-                tracing::error!(event = %c.event, "releasing the event to the poll: {e}");
+        Op::Complete(Completion { event, tenant, .. }) | Op::Retry(EventRetry { event, tenant, .. }) => {
+            if let Err(e) = parts.store.release_event(&event).await {
+                tracing::error!(event = %event, "releasing the event to the poll: {e}");
             }
-            parts.events.released(&c.event, &tenant);
+            parts.events.released(&event, &tenant);
         }
         Op::Attempt(AttemptDone { delivery, .. }) | Op::Defer { delivery, .. } | Op::DeadLetter { delivery, .. } => {
             parts.deliveries.finished(&delivery)

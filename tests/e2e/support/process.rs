@@ -28,6 +28,18 @@ impl Process {
     /// Like `start_with_env`, but `Err(exit code)` when the process exits before it is
     /// healthy (a failpoint can end it while it resumes the work a previous run left).
     pub async fn try_start_with_env(dir: &Path, args: &[&str], env: &[(&str, String)]) -> Result<Self, Option<i32>> {
+        Self::launch(dir, args, env, Stdio::null()).await
+    }
+
+    /// Like `start_with_env`, with the router's log (its stdout) written to `log`.
+    pub async fn start_logging(dir: &Path, env: &[(&str, String)], log: &Path) -> Self {
+        let file = std::fs::File::create(log).unwrap();
+        Self::launch(dir, &[], env, Stdio::from(file))
+            .await
+            .unwrap_or_else(|code| panic!("switchyard exited while starting: {code:?}"))
+    }
+
+    async fn launch(dir: &Path, args: &[&str], env: &[(&str, String)], stdout: Stdio) -> Result<Self, Option<i32>> {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let config = dir.join("switchyard.toml");
         // Many quick retries: deliveries stay pending (not dead) while the receiver refuses.
@@ -51,7 +63,7 @@ impl Process {
             .args(args)
             .env("SWITCHYARD_LOG", "warn")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .spawn()
             .expect("starting switchyard");
         let mut p = Self { child, base: format!("http://127.0.0.1:{port}") };

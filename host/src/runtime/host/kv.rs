@@ -42,7 +42,10 @@ impl Host for PluginState {
         }
         // A storage failure cannot be expressed as "absent" without lying: trap instead, which
         // fails this event visibly.
-        self.store.kv_get(&self.tenant_id, &key).await.map_err(|e| wasmtime::format_err!("kv get failed: {e}"))
+        self.store.kv_get(&self.tenant_id, &key).await.map_err(|e| {
+            self.host_fault = Some(format!("kv get failed: {e}"));
+            wasmtime::format_err!("kv get failed: {e}")
+        })
     }
 
     async fn set(&mut self, key: String, value: String) -> wasmtime::Result<Result<(), String>> {
