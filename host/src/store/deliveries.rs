@@ -305,14 +305,7 @@ impl Store {
             job.secret = self.keys.open(&job.secret)?;
         }
         if !jobs.is_empty() {
-            let mut q = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET lease_until = ");
-            q.push_bind(lease_until).push(" WHERE id IN (");
-            let mut list = q.separated(", ");
-            for job in &jobs {
-                list.push_bind(&job.id);
-            }
-            q.push(")");
-            q.build().execute(&mut *tx).await?;
+            super::lease(&mut tx, "deliveries", jobs.iter().map(|j| j.id.as_str()), lease_until).await?;
             tx.commit().await?;
         }
         Ok(jobs)

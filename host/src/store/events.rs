@@ -304,14 +304,7 @@ impl Store {
         .fetch_all(&mut *tx)
         .await?;
         if !rows.is_empty() {
-            let mut q = QueryBuilder::<Sqlite>::new("UPDATE events SET lease_until = ");
-            q.push_bind(lease_until).push(" WHERE id IN (");
-            let mut list = q.separated(", ");
-            for row in &rows {
-                list.push_bind(&row.id);
-            }
-            q.push(")");
-            q.build().execute(&mut *tx).await?;
+            super::lease(&mut tx, "events", rows.iter().map(|r| r.id.as_str()), lease_until).await?;
             tx.commit().await?;
         }
         Ok(rows)

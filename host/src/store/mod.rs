@@ -130,6 +130,25 @@ fn create_private_file(path: &Path) -> Result<()> {
     }
 }
 
+/// Leases the rows of `table` (events or deliveries) with these ids until `until`: claimed by
+/// a poll, they are this process's until then.
+async fn lease<'a>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    table: &str,
+    ids: impl Iterator<Item = &'a str>,
+    until: i64,
+) -> Result<()> {
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("UPDATE {table} SET lease_until = "));
+    q.push_bind(until).push(" WHERE id IN (");
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(id);
+    }
+    q.push(")");
+    q.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// Milliseconds since the Unix epoch, the store's clock unit.
 pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()

@@ -76,18 +76,7 @@ async fn completing_an_event_queues_deliveries_once() {
     s.insert_event(NewEvent { tenant_id: t.id.clone(), upstream_id: "u".into(), event: ev.clone(), raw: "{}".into() })
         .await
         .unwrap();
-    let delivery = NewDelivery {
-        id: DeliveryId::generate(),
-        tenant_id: t.id.clone(),
-        event_id: ev.id.clone(),
-        route: "r".into(),
-        url: "http://127.0.0.1:9/".into(),
-        secret: "whsec_x".into(),
-        event_type: "call.ended".into(),
-        content_type: "application/json".into(),
-        body: b"{}".to_vec(),
-        not_before: now_ms(),
-    };
+    let delivery = new_delivery(&t.id, &ev.id, now_ms());
     let results = [RouteResult { route: "r".into(), outcome: RouteOutcome::Emitted, detail: None, outputs: 1 }];
     s.complete_event(&ev.id, Some(1), &results, std::slice::from_ref(&delivery)).await.unwrap();
     // A second completion (a crashed run replayed) changes nothing.
@@ -122,6 +111,22 @@ async fn completing_an_event_queues_deliveries_once() {
     assert_eq!((again[0].attempts, again[0].tries), (1, 0));
 }
 
+/// A delivery of `event` to a local URL, due at `not_before`.
+fn new_delivery(tenant: &TenantId, event: &EventId, not_before: i64) -> NewDelivery {
+    NewDelivery {
+        id: DeliveryId::generate(),
+        tenant_id: tenant.clone(),
+        event_id: event.clone(),
+        route: "r".into(),
+        url: "http://127.0.0.1:9/".into(),
+        secret: "whsec_x".into(),
+        event_type: "call.ended".into(),
+        content_type: "application/json".into(),
+        body: b"{}".to_vec(),
+        not_before,
+    }
+}
+
 /// Stores one processed event of `tenant` with `n` due deliveries.
 async fn due_deliveries(s: &Store, tenant: &Tenant, n: usize) {
     let ev = event(&tenant.name);
@@ -133,20 +138,7 @@ async fn due_deliveries(s: &Store, tenant: &Tenant, n: usize) {
     })
     .await
     .unwrap();
-    let deliveries: Vec<NewDelivery> = (0..n)
-        .map(|_| NewDelivery {
-            id: DeliveryId::generate(),
-            tenant_id: tenant.id.clone(),
-            event_id: ev.id.clone(),
-            route: "r".into(),
-            url: "http://127.0.0.1:9/".into(),
-            secret: "whsec_x".into(),
-            event_type: "call.ended".into(),
-            content_type: "application/json".into(),
-            body: b"{}".to_vec(),
-            not_before: now_ms() - 1000,
-        })
-        .collect();
+    let deliveries: Vec<NewDelivery> = (0..n).map(|_| new_delivery(&tenant.id, &ev.id, now_ms() - 1000)).collect();
     let results = [RouteResult { route: "r".into(), outcome: RouteOutcome::Emitted, detail: None, outputs: 1 }];
     s.complete_event(&ev.id, Some(1), &results, &deliveries).await.unwrap();
 }
