@@ -61,7 +61,7 @@ use crate::pipeline::Pipeline;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
 use crate::store::handoff::{DeliveryQueue, DeliveryQueueLimits, EventQueue, EventQueueLimits};
-use crate::store::{Store, Writer, WriterParts};
+use crate::store::{KvQuota, Store, Writer, WriterParts};
 
 /// How long shutdown waits for work in flight before giving up on it (it is resumed on the
 /// next start: nothing in flight is lost, at worst repeated).
@@ -102,10 +102,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         writer_stop.clone(),
     );
 
+    let kv_quota = |name: &str| {
+        let p = config.policy(name);
+        KvQuota { max_keys: p.max_kv_keys, max_bytes: p.max_kv_bytes }
+    };
+    let defaults = &config.tenant_defaults;
     let runtime = Arc::new(
         Runtime::new(&config.plugins, &config.data_dir.join("artifacts"), store.clone())?
             .with_writer(writer.clone())
-            .with_tenant_limits(config.tenants.keys().map(|name| (name.clone(), config.plugin_limits(name)))),
+            .with_tenant_limits(config.tenants.keys().map(|name| (name.clone(), config.plugin_limits(name))))
+            .with_kv_quotas(
+                KvQuota { max_keys: defaults.max_kv_keys, max_bytes: defaults.max_kv_bytes },
+                config.tenants.keys().map(|name| (name.clone(), kv_quota(name))),
+            ),
     );
     let routes = Arc::new(RouteTable::default());
     routes::load_all(&store, &runtime, &routes).await?;

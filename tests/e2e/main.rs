@@ -16,5 +16,6 @@ mod reload;
 mod restart;
 mod routes_dir;
 mod sandbox;
+mod storage;
 mod tenancy;
 mod vendors;

@@ -23,7 +23,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::{Capability, PluginLimits};
 use crate::event::PluginId;
-use crate::store::{PluginVersion, Store};
+use crate::store::{KvQuota, PluginVersion, Store};
 
 pub use invoke::{PluginFailure, Trace, Verdict};
 pub use state::{LogLine, PluginConfig, PluginState};
@@ -97,6 +97,9 @@ pub struct Runtime {
     limits: Arc<PluginLimits>,
     /// Tenants (by name) whose configuration overrides some of `limits`.
     tenant_limits: HashMap<String, Arc<PluginLimits>>,
+    /// kv quotas: everyone's, and the tenants (by name) whose policy overrides it.
+    kv_quota: KvQuota,
+    tenant_kv_quotas: HashMap<String, KvQuota>,
     artifacts: PathBuf,
     /// Engine compatibility, part of artifact file names: a wasmtime upgrade or config change
     /// misses the cache instead of loading an incompatible artifact.
@@ -155,6 +158,8 @@ impl Runtime {
             linker,
             limits: Arc::new(limits.clone()),
             tenant_limits: HashMap::new(),
+            kv_quota: KvQuota { max_keys: u64::MAX, max_bytes: u64::MAX },
+            tenant_kv_quotas: HashMap::new(),
             artifacts: artifacts.to_owned(),
             engine_hash,
             store,
@@ -164,14 +169,22 @@ impl Runtime {
         })
     }
 
-    /// Per-tenant sandbox limits (see `Config::plugin_limits`), by tenant name. Each memory
-    /// cap must be at most the engine's (`Config::validate` checks this).
     /// Sends successful calls' kv writes through the group-committing writer.
     pub fn with_writer(mut self, writer: crate::store::Writer) -> Self {
         self.kv_writer = Some(writer);
         self
     }
 
+    /// kv quotas: `default` for every tenant but those in `tenants` (by name). Without this
+    /// call, kv is unbounded.
+    pub fn with_kv_quotas(mut self, default: KvQuota, tenants: impl IntoIterator<Item = (String, KvQuota)>) -> Self {
+        self.kv_quota = default;
+        self.tenant_kv_quotas = tenants.into_iter().collect();
+        self
+    }
+
+    /// Per-tenant sandbox limits (see `Config::plugin_limits`), by tenant name. Each memory
+    /// cap must be at most the engine's (`Config::validate` checks this).
     pub fn with_tenant_limits(mut self, limits: impl IntoIterator<Item = (String, PluginLimits)>) -> Self {
         self.tenant_limits = limits.into_iter().map(|(name, l)| (name, Arc::new(l))).collect();
         self
@@ -180,6 +193,11 @@ impl Runtime {
     /// The limits a call of `tenant`'s plugins runs under.
     fn limits_for(&self, tenant: &str) -> Arc<PluginLimits> {
         self.tenant_limits.get(tenant).unwrap_or(&self.limits).clone()
+    }
+
+    /// The kv quota of `tenant`'s store.
+    fn kv_quota_for(&self, tenant: &str) -> KvQuota {
+        self.tenant_kv_quotas.get(tenant).copied().unwrap_or(self.kv_quota)
     }
 
     /// Compiles and checks an uploaded component: it must be a component, import nothing

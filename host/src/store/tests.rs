@@ -230,3 +230,42 @@ async fn kv_is_private_to_a_tenant() {
     assert_eq!(s.kv_get(&a.id, "k").await.unwrap(), None);
     assert_eq!(s.kv_get(&a.id, "other").await.unwrap().as_deref(), Some("x"), "only the deleted key");
 }
+
+#[tokio::test]
+async fn kv_usage_is_kept_by_the_database_and_reservations_hold_the_quota() {
+    let (dir, s) = store().await;
+    let t = s.create_tenant("a").await.unwrap().id;
+    let other = s.create_tenant("b").await.unwrap().id;
+    let quota = KvQuota { max_keys: 3, max_bytes: 100 };
+    let usage = |keys, bytes| KvUsage { keys, bytes };
+
+    let mut first = s.kv_reservation(&t);
+    first.change(usage(2, 20), quota).unwrap();
+    let mut second = s.kv_reservation(&t);
+    assert_eq!(second.change(usage(2, 20), quota), Err(KvQuotaError::Keys { limit: 3, used: 2 }));
+    assert_eq!(
+        second.change(usage(1, 81), quota),
+        Err(KvQuotaError::Bytes { limit: 100, used: 20, adds: 81 }),
+        "bytes are checked too"
+    );
+    assert_eq!(s.kv_usage(&t), usage(2, 20), "a refused change reserves nothing");
+    second.change(usage(1, 10), quota).unwrap();
+    assert!(s.kv_reservation(&other).change(usage(3, 100), quota).is_ok(), "another tenant has its own");
+    drop(second);
+    assert_eq!(s.kv_usage(&t), usage(2, 20), "a dropped reservation (a failed call) is given back");
+
+    // Committing replaces the reservation with what the database counted: "k1" + 8, "k2" + 1.
+    let writes = |pairs: &[(&str, Option<&str>)]| -> std::collections::HashMap<String, Option<String>> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.map(str::to_owned))).collect()
+    };
+    s.kv_commit(&t, &writes(&[("k1", Some("12345678")), ("k2", Some("é"))]), first).await.unwrap();
+    assert_eq!(s.kv_usage(&t), usage(2, 2 + 8 + 2 + 2), "bytes are UTF-8 bytes");
+    assert_eq!(s.kv_usage_counted(&t).await.unwrap(), s.kv_usage(&t));
+    s.kv_apply(&t, &writes(&[("k1", Some("1")), ("k2", None), ("k3", Some("xyz"))])).await.unwrap();
+    assert_eq!(s.kv_usage(&t), usage(2, 3 + 5));
+    assert_eq!(s.kv_usage_counted(&t).await.unwrap(), s.kv_usage(&t), "overwrites and deletes are counted");
+
+    drop(s);
+    let s = Store::open(dir.path()).await.unwrap();
+    assert_eq!(s.kv_usage(&t), usage(2, 8), "loaded at start-up");
+}

@@ -1,0 +1,117 @@
+//! Storage bounds: kv quotas per tenant.
+
+use serde_json::{Value, json};
+use switchyard::event::TenantId;
+use switchyard::store::Store;
+
+use crate::support::{Receiver, SECRET, TestRouter, fixture};
+
+/// A tenant whose every call-tracking event runs kv-filler with `config`, delivered to `rx`.
+async fn filler(r: &TestRouter, rx: &Receiver, tenant: &str, config: Value) {
+    r.tenant(tenant).await;
+    r.source(tenant, "calls", "call-tracking", None).await;
+    r.plugin(tenant, "kv-filler").await;
+    let route = json!({
+        "name": "fill",
+        "match": {"sources": ["calls"]},
+        "pipeline": [{"plugin": "kv-filler", "config": config}],
+        "destinations": [{"url": rx.url(tenant), "secret": SECRET}],
+    });
+    r.routes(tenant, json!({"routes": [route]})).await;
+}
+
+/// A call-tracking event with a body of its own (call-tracking ids hash the body).
+fn unique_call(n: u64) -> Vec<u8> {
+    let mut ev: Value = serde_json::from_slice(&fixture("call-tracking/call_ended.json")).unwrap();
+    ev["data"]["seq"] = json!(n);
+    serde_json::to_vec(&ev).unwrap()
+}
+
+/// Sends one event, waits until it is processed; returns the route's outcome and detail.
+async fn run_one(r: &TestRouter, tenant: &str, n: u64) -> (String, String) {
+    let id = r.send(tenant, "calls", &unique_call(n)).await;
+    let detail = r.processed(tenant, &id).await;
+    let route = &detail["routes"][0];
+    (route["outcome"].as_str().unwrap().to_owned(), route["detail"].as_str().unwrap_or("").to_owned())
+}
+
+async fn tenant_id(r: &TestRouter, name: &str) -> TenantId {
+    TenantId::parse(r.get(&format!("/v1/tenants/{name}")).await["id"].as_str().unwrap()).unwrap()
+}
+
+#[tokio::test]
+async fn kv_writes_past_the_quota_fail_naming_the_limit_and_other_tenants_are_unaffected() {
+    let rx = Receiver::start().await;
+    let r = TestRouter::start_with(|c| {
+        c.tenants.entry("small".into()).or_default().max_kv_keys = Some(25);
+        c.tenants.entry("crowd".into()).or_default().max_kv_keys = Some(25);
+        c.tenants.entry("tight".into()).or_default().max_kv_bytes = Some(1000);
+    })
+    .await;
+    filler(&r, &rx, "small", json!({"keys": "10"})).await;
+    filler(&r, &rx, "crowd", json!({"keys": "10"})).await;
+    filler(&r, &rx, "tight", json!({"keys": "1", "value_bytes": "300"})).await;
+    filler(&r, &rx, "roomy", json!({"keys": "10"})).await;
+
+    // 10 keys an event: two fit in 25, the third's sixth key does not, and it keeps none.
+    assert_eq!(run_one(&r, "small", 1).await.0, "emitted");
+    assert_eq!(run_one(&r, "small", 2).await.0, "emitted");
+    let (outcome, why) = run_one(&r, "small", 3).await;
+    assert_eq!(outcome, "failed");
+    assert!(why.contains("kv quota exceeded") && why.contains("25 keys (max_kv_keys)"), "{why}");
+
+    // Each event writes one key of 32 + 300 bytes: three fit in 1000 bytes, not four.
+    for n in 1..=3 {
+        assert_eq!(run_one(&r, "tight", n).await.0, "emitted");
+    }
+    let (outcome, why) = run_one(&r, "tight", 4).await;
+    assert_eq!(outcome, "failed");
+    assert!(why.contains("1000 bytes of keys and values (max_kv_bytes)"), "{why}");
+
+    // Twenty events at once, four in flight at a time: they cannot pass the quota together.
+    let mut sends = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let (http, url) = (r.http.clone(), format!("{}/v1/ingest/crowd/calls", r.base));
+        sends.spawn(async move {
+            let resp = http.post(url).header("content-type", "application/json").body(unique_call(n)).send();
+            let body: Value = resp.await.unwrap().json().await.unwrap();
+            body["id"].as_str().unwrap().to_owned()
+        });
+    }
+    let ids = sends.join_all().await;
+    let mut crowd_emitted = 0;
+    for id in &ids {
+        let detail = r.processed("crowd", id).await;
+        if detail["routes"][0]["outcome"] == "emitted" {
+            crowd_emitted += 1;
+        } else {
+            let why = detail["routes"][0]["detail"].as_str().unwrap();
+            assert!(why.contains("max_kv_keys"), "{why}");
+        }
+    }
+
+    // A tenant with the default quota is not touched by its neighbours' limits.
+    for n in 1..=6 {
+        assert_eq!(run_one(&r, "roomy", n).await.0, "emitted");
+    }
+
+    let ids = [
+        ("small", tenant_id(&r, "small").await),
+        ("crowd", tenant_id(&r, "crowd").await),
+        ("tight", tenant_id(&r, "tight").await),
+        ("roomy", tenant_id(&r, "roomy").await),
+    ];
+    let dir = r.stop().await;
+    let store = Store::open(dir.path()).await.unwrap();
+    let mut counted = std::collections::HashMap::new();
+    for (name, id) in &ids {
+        let usage = store.kv_usage_counted(id).await.unwrap();
+        assert_eq!(store.kv_usage(id), usage, "{name}: the usage kept matches the table");
+        counted.insert(*name, usage);
+    }
+    assert_eq!(counted["small"].keys, 20, "the failed event wrote nothing");
+    assert_eq!((counted["tight"].keys, counted["tight"].bytes), (3, 3 * 332));
+    assert!((1..=2).contains(&crowd_emitted), "{crowd_emitted} of 20 fit");
+    assert_eq!(counted["crowd"].keys, 10 * crowd_emitted, "only whole events, within the quota");
+    assert_eq!(counted["roomy"].keys, 60);
+}
