@@ -15,6 +15,7 @@
 //! - [`runtime`]: wasmtime engine, plugin compilation, sandboxed invocation, host capabilities.
 //! - [`pipeline`]: pending events through routes and plugins into the outbox.
 //! - [`quota`]: per-tenant ingest rate limits (the other quotas are checked where they apply).
+//! - [`retention`]: the background pruner of finished work past its retention.
 //! - [`delivery`]: the outbox worker, retry schedule, and the guarded HTTP client.
 //! - [`store`]: sqlx over an embedded SQLite file; every state change is transactional.
 //! - [`api`]: the axum HTTP API.
@@ -39,6 +40,7 @@ pub mod event;
 pub mod fixtures;
 pub mod pipeline;
 pub mod quota;
+pub mod retention;
 pub mod routes;
 pub mod runtime;
 pub mod signing;
@@ -58,6 +60,7 @@ use crate::api::AppState;
 use crate::config::Config;
 use crate::delivery::DeliveryWorker;
 use crate::pipeline::Pipeline;
+use crate::retention::Pruner;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
 use crate::store::handoff::{DeliveryQueue, DeliveryQueueLimits, EventQueue, EventQueueLimits};
@@ -138,6 +141,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         writer.clone(),
         delivery_wake.clone(),
     ));
+    let pruner = Pruner { store: store.clone(), config: config.clone() };
     let routes_dir = match &config.routes_dir {
         Some(dir) => {
             anyhow::ensure!(dir.is_dir(), "routes_dir {} is not a directory", dir.display());
@@ -166,6 +170,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let workers = CancellationToken::new();
     let pipeline_task = tokio::spawn(pipeline.run(workers.clone()));
     let delivery_task = tokio::spawn(delivery.run(workers.clone()));
+    let pruner_task = tokio::spawn(pruner.run(workers.clone()));
     if let Some(routes_dir) = routes_dir {
         let stop = workers.clone();
         tokio::spawn(async move {
@@ -185,6 +190,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
         let _ = pipeline_task.await;
         let _ = delivery_task.await;
+        let _ = pruner_task.await;
         writer_stop.cancel();
         let _ = writer_task.await;
     })

@@ -1,8 +1,14 @@
-//! Storage bounds: kv quotas per tenant.
+//! Storage bounds: kv quotas per tenant, and retention of finished work (pruned in the
+//! background without stalling ingest).
+
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchyard::event::TenantId;
-use switchyard::store::Store;
+use switchyard::event::{DeliveryId, Event, EventId, TenantId};
+use switchyard::store::{
+    AttemptDone, AttemptRecord, Completion, DeliveryStatus, NewDelivery, NewEvent, RouteOutcome, RouteResult, Store,
+    now_ms,
+};
 
 use crate::support::{Receiver, SECRET, TestRouter, fixture};
 
@@ -114,4 +120,143 @@ async fn kv_writes_past_the_quota_fail_naming_the_limit_and_other_tenants_are_un
     assert!((1..=2).contains(&crowd_emitted), "{crowd_emitted} of 20 fit");
     assert_eq!(counted["crowd"].keys, 10 * crowd_emitted, "only whole events, within the quota");
     assert_eq!(counted["roomy"].keys, 60);
+}
+
+/// Stores `n` events of `tenant` received, processed and delivered at `at` (unix ms), each
+/// with a route result, a delivery and its attempt: what a busy month leaves behind.
+async fn finished_backlog(store: &Store, tenant: &TenantId, name: &str, n: usize, at: i64) {
+    let raw = fixture("call-tracking/call_ended.json");
+    for start in (0..n).step_by(1000) {
+        let count = 1000.min(n - start);
+        let mut events = Vec::with_capacity(count);
+        let mut completions = Vec::with_capacity(count);
+        let mut attempts = Vec::with_capacity(count);
+        for i in start..start + count {
+            let id = EventId::generate();
+            let event = Event {
+                id: id.clone(),
+                tenant: name.into(),
+                source: "calls".into(),
+                event_type: "call.ended".into(),
+                time: "2026-03-25T18:35:00Z".parse().unwrap(),
+                subject: None,
+                data: String::from_utf8(raw.clone()).unwrap(),
+                attributes: vec![],
+            };
+            let delivery = NewDelivery {
+                id: DeliveryId::generate(),
+                tenant_id: tenant.clone(),
+                event_id: id.clone(),
+                route: "r".into(),
+                url: "http://127.0.0.1:9/".into(),
+                secret: SECRET.into(),
+                event_type: "call.ended".into(),
+                content_type: "application/json".into(),
+                body: raw.clone(),
+                not_before: at,
+            };
+            let record = AttemptRecord {
+                started_at: at,
+                duration_ms: 3,
+                status_code: Some(200),
+                error: None,
+                response_snippet: None,
+                status: DeliveryStatus::Delivered,
+                next_attempt_at: None,
+            };
+            attempts.push(AttemptDone { delivery: delivery.id.clone(), attempt: 1, record });
+            completions.push(Completion {
+                event: id.clone(),
+                tenant: tenant.clone(),
+                route_version: Some(1),
+                results: vec![RouteResult {
+                    route: "r".into(),
+                    outcome: RouteOutcome::Emitted,
+                    detail: None,
+                    outputs: 1,
+                }],
+                deliveries: vec![delivery],
+            });
+            events.push(NewEvent {
+                tenant_id: tenant.clone(),
+                upstream_id: format!("old-{i}"),
+                event,
+                raw: raw.clone().into(),
+            });
+        }
+        store.insert_events_at(&events, at).await.unwrap();
+        store.complete_events_at(&completions, at).await.unwrap();
+        store.record_attempts_at(&attempts, at).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn pruning_a_large_backlog_does_not_stall_ingest() {
+    const OLD: usize = 30_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).await.unwrap();
+    let tenant = store.create_tenant("acme").await.unwrap().id;
+    let forty_days_ago = now_ms() - 40 * 86_400_000;
+    finished_backlog(&store, &tenant, "acme", OLD, forty_days_ago).await;
+    let before = now_ms() - 86_400_000;
+    assert_eq!(store.count_events_before(&tenant, before).await.unwrap(), OLD as i64);
+
+    let r = TestRouter::start_on(dir, |c| {
+        c.retention.batch_rows = 500;
+        c.retention.pause = Duration::from_millis(50);
+    })
+    .await;
+    r.source("acme", "calls", "call-tracking", None).await;
+
+    // A steady sender (50 events a second) for as long as the pruner works, and a bit more.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let sender = {
+        let (http, url, stop) = (r.http.clone(), format!("{}/v1/ingest/acme/calls", r.base), stop.clone());
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(20));
+            for n in 0.. {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = stop.cancelled() => break,
+                }
+                let started = Instant::now();
+                let resp = http.post(&url).header("content-type", "application/json").body(unique_call(n)).send();
+                let status = resp.await.unwrap().status();
+                assert_eq!(status, 202);
+                latencies.push(started.elapsed());
+            }
+            latencies
+        })
+    };
+
+    let (mut seen_midway, deadline) = (false, Instant::now() + Duration::from_secs(180));
+    loop {
+        let left = store.count_events_before(&tenant, before).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        seen_midway |= left < OLD as i64;
+        assert!(Instant::now() < deadline, "{left} old events still stored");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    let latencies = sender.await.unwrap();
+    let slowest = latencies.iter().max().unwrap();
+    let mut sorted = latencies.clone();
+    sorted.sort();
+    eprintln!(
+        "{} events sent while pruning {OLD}: p50 {:?}, p99 {:?}, slowest {slowest:?}",
+        latencies.len(),
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() * 99 / 100]
+    );
+    assert!(seen_midway, "the sender ran while old events were being pruned");
+    assert!(*slowest < Duration::from_secs(1), "ingest stalled for {slowest:?} while pruning");
+    let new = store.count_events_before(&tenant, i64::MAX).await.unwrap();
+    assert_eq!(new, latencies.len() as i64, "every new event is kept");
+    let delivered = store.count_deliveries(DeliveryStatus::Delivered).await.unwrap();
+    assert_eq!(delivered, 0, "the old deliveries went with their events");
+    r.stop().await;
 }

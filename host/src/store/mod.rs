@@ -12,6 +12,7 @@ pub mod handoff;
 mod keys;
 mod kv;
 mod plugins;
+mod retention;
 mod routes;
 mod tenants;
 mod writer;
@@ -34,6 +35,7 @@ pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteOutcome, R
 pub use keys::{ApiKey, KEY_PREFIX};
 pub use kv::{KvQuota, KvQuotaError, KvReservation, KvUsage};
 pub use plugins::{NewPluginVersion, PluginVersion, PluginVersionMeta};
+pub use retention::PruneCursor;
 pub use routes::{RouteOrigin, RouteSetRow, RouteVersionSummary};
 pub use tenants::{SourceRow, Tenant};
 pub use writer::{AttemptDone, Completion, LEASE, Writer, WriterParts};
