@@ -119,6 +119,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
                 config.tenants.keys().map(|name| (name.clone(), kv_quota(name))),
             ),
     );
+    // Before anything compiles: artifacts of deleted versions and of other engines go.
+    let removed = runtime.collect_artifacts(&store.plugin_shas().await?);
+    if removed > 0 {
+        tracing::info!(removed, "removed compiled plugin artifacts nothing uses");
+    }
     let routes = Arc::new(RouteTable::default());
     routes::load_all(&store, &runtime, &routes).await?;
     let admin_token = admin_token(&config)?;

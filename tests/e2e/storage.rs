@@ -1,8 +1,9 @@
-//! Storage bounds: kv quotas per tenant, and retention of finished work (pruned in the
-//! background without stalling ingest).
+//! Storage bounds: kv quotas per tenant, retention of finished work (pruned in the
+//! background without stalling ingest), and garbage collection of compiled artifacts.
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::{Value, json};
 use switchyard::event::{DeliveryId, Event, EventId, TenantId};
 use switchyard::store::{
@@ -258,5 +259,67 @@ async fn pruning_a_large_backlog_does_not_stall_ingest() {
     assert_eq!(new, latencies.len() as i64, "every new event is kept");
     let delivered = store.count_deliveries(DeliveryStatus::Delivered).await.unwrap();
     assert_eq!(delivered, 0, "the old deliveries went with their events");
+    r.stop().await;
+}
+
+/// The artifact files in `dir` whose name starts with `sha`.
+fn artifacts_of(dir: &std::path::Path, sha: &str) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(sha))
+        .collect()
+}
+
+#[tokio::test]
+async fn artifacts_of_deleted_versions_are_removed_and_unusable_ones_at_start_up() {
+    let r = TestRouter::start().await;
+    let artifacts = r.data_dir.path().join("artifacts");
+    r.tenant("a").await;
+    r.tenant("b").await;
+    let upload = |tenant: &'static str, plugin: &'static str| {
+        let r = &r;
+        async move {
+            let (status, body) = r.upload(tenant, plugin, crate::support::plugins::wasm(plugin)).await;
+            assert_eq!(status, 201, "{body}");
+            body["sha256"].as_str().unwrap().to_owned()
+        }
+    };
+    let shared = upload("a", "passthrough").await;
+    assert_eq!(upload("b", "passthrough").await, shared, "the same bytes for another tenant");
+    let alone = upload("a", "goal-pace-alert").await;
+    assert_eq!(artifacts_of(&artifacts, &shared).len(), 1);
+    assert_eq!(artifacts_of(&artifacts, &alone).len(), 1);
+
+    let delete = |path: String| {
+        let r = &r;
+        async move { assert_eq!(r.request(Method::DELETE, &path, None).await.0, 204, "{path}") }
+    };
+    delete("/v1/tenants/a/plugins/passthrough/versions/1".into()).await;
+    assert_eq!(artifacts_of(&artifacts, &shared).len(), 1, "tenant b's version still uses it");
+    delete("/v1/tenants/b/plugins/passthrough/versions/1".into()).await;
+    assert!(artifacts_of(&artifacts, &shared).is_empty(), "no version has these bytes any more");
+    delete("/v1/tenants/a/plugins/goal-pace-alert/versions/1".into()).await;
+    assert!(artifacts_of(&artifacts, &alone).is_empty());
+
+    // At start-up: artifacts of unknown bytes, of another engine, and unfinished writes go.
+    assert_eq!(upload("a", "passthrough").await, shared);
+    let kept = artifacts_of(&artifacts, &shared).pop().unwrap();
+    let engine = kept.trim_end_matches(".cwasm").rsplit_once('-').unwrap().1.to_owned();
+    let garbage = [
+        format!("{}-{engine}.cwasm", "f".repeat(64)),
+        format!("{shared}-0000000000000000.cwasm"),
+        format!("{shared}-{engine}.tmp"),
+    ];
+    for name in &garbage {
+        std::fs::write(artifacts.join(name), b"x").unwrap();
+    }
+    std::fs::write(artifacts.join("notes.txt"), b"not ours").unwrap();
+    let dir = r.stop().await;
+    let r = TestRouter::start_on(dir, |_| {}).await;
+    for name in &garbage {
+        assert!(!artifacts.join(name).exists(), "{name} survived the start");
+    }
+    assert!(artifacts.join(&kept).exists() && artifacts.join("notes.txt").exists());
     r.stop().await;
 }

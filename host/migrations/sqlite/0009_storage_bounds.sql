@@ -33,3 +33,6 @@ CREATE TRIGGER kv_usage_delete AFTER DELETE ON kv BEGIN
         WHERE tenant_id = OLD.tenant_id;
 END;
 
+-- Is this component (by content hash) still stored for anyone? Asked when a version is
+-- deleted and at start-up, to remove compiled artifacts nobody can use.
+CREATE INDEX plugins_by_sha ON plugins (sha256);

@@ -243,6 +243,43 @@ impl Runtime {
         self.loaded.lock().expect("not poisoned").remove(id);
     }
 
+    /// Removes the compiled artifact of `sha`: no stored version has those bytes any more.
+    /// Best effort: a leftover file is collected at the next start.
+    pub fn remove_artifact(&self, sha: &str) {
+        let path = self.artifact_path(sha);
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(path = %path.display(), "removed the artifact of a deleted plugin"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %path.display(), "could not remove plugin artifact: {e}"),
+        }
+    }
+
+    /// Removes every file of the artifact cache that nothing can use: artifacts of bytes no
+    /// stored version has (`stored`: the sha256 of every stored version), artifacts built by
+    /// another engine (a wasmtime upgrade or config change), and half-written temporary
+    /// files. Returns how many were removed. Called at start-up, before anything compiles.
+    pub fn collect_artifacts(&self, stored: &std::collections::HashSet<String>) -> usize {
+        let entries = match std::fs::read_dir(&self.artifacts) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(dir = %self.artifacts.display(), "could not list plugin artifacts: {e}");
+                return 0;
+            }
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !artifact_is_garbage(&name, &self.engine_hash, stored) {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(file = name, "could not remove plugin artifact: {e}"),
+            }
+        }
+        removed
+    }
+
     /// The ready-to-run form of a stored version: from memory, from the artifact cache, or
     /// compiled from its bytes as a last resort.
     pub async fn load(self: &Arc<Self>, version: &PluginVersion) -> Result<Arc<LoadedPlugin>, RuntimeError> {
@@ -316,6 +353,20 @@ impl Runtime {
     }
 }
 
+/// Whether a file of the artifact cache (`<sha256>-<engine hash>.cwasm`, or a `.tmp` being
+/// written) is of no use to an engine with `engine_hash` and versions with `stored` hashes.
+/// Anything else in the directory is not ours and is left alone.
+fn artifact_is_garbage(name: &str, engine_hash: &str, stored: &std::collections::HashSet<String>) -> bool {
+    if let Some(stem) = name.strip_suffix(".cwasm") {
+        return match stem.rsplit_once('-') {
+            Some((sha, hash)) => hash != engine_hash || !stored.contains(sha),
+            None => false,
+        };
+    }
+    // `write_artifact` writes `<sha>-<hash>.tmp` then renames it: a leftover is a crash's.
+    name.strip_suffix(".tmp").and_then(|stem| stem.rsplit_once('-')).is_some_and(|(sha, _)| sha.len() == 64)
+}
+
 /// Loads a compiled artifact.
 #[allow(unsafe_code)]
 fn deserialize_artifact(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
@@ -343,6 +394,18 @@ fn spawn_epoch_ticker(engine: Engine, tick: std::time::Duration, stop: Arc<Atomi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn artifacts_of_unknown_bytes_other_engines_and_crashed_writes_are_garbage() {
+        let sha = "a".repeat(64);
+        let stored = std::collections::HashSet::from([sha.clone()]);
+        let garbage = |name: &str| artifact_is_garbage(name, "e1", &stored);
+        assert!(!garbage(&format!("{sha}-e1.cwasm")), "in use, this engine");
+        assert!(garbage(&format!("{sha}-e0.cwasm")), "another engine");
+        assert!(garbage(&format!("{}-e1.cwasm", "b".repeat(64))), "no version has these bytes");
+        assert!(garbage(&format!("{sha}-e1.tmp")), "a write that never finished");
+        assert!(!garbage("README") && !garbage("notes.tmp"), "not ours");
+    }
 
     #[test]
     fn only_granted_capabilities_and_wasi_may_be_imported() {
