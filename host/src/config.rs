@@ -31,6 +31,7 @@ pub struct Config {
     pub plugins: PluginLimits,
     pub pipeline: PipelineConfig,
     pub delivery: DeliveryConfig,
+    pub retention: RetentionConfig,
     /// Quotas and grants of every tenant, unless `tenants.<name>` overrides them.
     pub tenant_defaults: TenantPolicy,
     /// Per-tenant overrides by tenant name; fields left out keep `tenant_defaults`.
@@ -68,6 +69,12 @@ pub struct TenantPolicy {
     pub ingest_burst: u32,
     /// Host capabilities the tenant's plugins may import.
     pub grants: Vec<Capability>,
+    /// Keys the tenant's kv store may hold. A plugin `set` that would add a key past it
+    /// fails in the guest, naming this limit, and writes nothing.
+    pub max_kv_keys: u64,
+    /// Bytes (keys plus values, UTF-8) the tenant's kv store may hold; enforced like
+    /// `max_kv_keys`.
+    pub max_kv_bytes: u64,
 }
 
 /// `TenantPolicy` with every field optional, for per-tenant overrides.
@@ -85,8 +92,28 @@ pub struct TenantOverride {
     pub ingest_rate: Option<f64>,
     pub ingest_burst: Option<u32>,
     pub grants: Option<Vec<Capability>>,
+    pub max_kv_keys: Option<u64>,
+    pub max_kv_bytes: Option<u64>,
     /// Sandbox limits for this tenant's plugins, each replacing the `[plugins]` value.
     pub plugins: PluginLimitsOverride,
+    /// Retention for this tenant's data, each replacing the `[retention]` value.
+    pub retention: RetentionOverride,
+}
+
+/// Per-tenant replacements for the retention periods of `[retention]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionOverride {
+    #[serde(with = "humantime_serde")]
+    pub events: Option<Duration>,
+    pub route_versions: Option<u32>,
+}
+
+/// What one tenant's data is kept for: `[retention]` with its overrides applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantRetention {
+    pub events: Duration,
+    pub route_versions: u32,
 }
 
 /// Per-tenant replacements for the per-invocation limits of `[plugins]`. The memory cap can
@@ -163,6 +190,8 @@ impl Default for TenantPolicy {
             ingest_rate: 500.0,
             ingest_burst: 1000,
             grants: Capability::ALL.to_vec(),
+            max_kv_keys: 10_000,
+            max_kv_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -181,6 +210,8 @@ impl TenantOverride {
             ingest_rate: self.ingest_rate.unwrap_or(base.ingest_rate),
             ingest_burst: self.ingest_burst.unwrap_or(base.ingest_burst),
             grants: self.grants.clone().unwrap_or_else(|| base.grants.clone()),
+            max_kv_keys: self.max_kv_keys.unwrap_or(base.max_kv_keys),
+            max_kv_bytes: self.max_kv_bytes.unwrap_or(base.max_kv_bytes),
         }
     }
 }
@@ -356,6 +387,42 @@ pub struct DeliveryConfig {
     pub secret_rotation_grace: Duration,
 }
 
+/// How long finished work is kept, and how the background pruner removes what is older.
+/// Only finished work is ever removed: a pending event, an event with a pending delivery,
+/// and the live route version are kept however old they are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// How long a finished event is kept, with its raw body, route results, deliveries and
+    /// attempts, counted from when it finished: processed, and every delivery delivered or
+    /// dead (a dead letter stays replayable for this long after it died). After that its
+    /// upstream id is no longer deduplicated. Per tenant: `[tenants.<name>.retention]`.
+    #[serde(with = "humantime_serde")]
+    pub events: Duration,
+    /// Route versions kept per tenant, the live one included; older ones are removed.
+    pub route_versions: u32,
+    /// Rows removed per transaction, so a large backlog never holds the write lock long.
+    pub batch_rows: u32,
+    /// Pause between two batches: the hot path's writer gets the lock in between.
+    #[serde(with = "humantime_serde")]
+    pub pause: Duration,
+    /// Time between two pruning passes (the first starts with the router).
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            events: Duration::from_secs(30 * 24 * 3600),
+            route_versions: 100,
+            batch_rows: 500,
+            pause: Duration::from_millis(100),
+            interval: Duration::from_secs(600),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -369,6 +436,7 @@ impl Default for Config {
             plugins: PluginLimits::default(),
             pipeline: PipelineConfig::default(),
             delivery: DeliveryConfig::default(),
+            retention: RetentionConfig::default(),
             tenant_defaults: TenantPolicy::default(),
             tenants: BTreeMap::new(),
         }
@@ -505,6 +573,16 @@ impl Config {
         }
     }
 
+    /// The retention of the tenant named `tenant`: `[retention]` with its
+    /// `[tenants.<name>.retention]` overrides applied.
+    pub fn retention(&self, tenant: &str) -> TenantRetention {
+        let o = self.tenants.get(tenant).map(|t| &t.retention);
+        TenantRetention {
+            events: o.and_then(|o| o.events).unwrap_or(self.retention.events),
+            route_versions: o.and_then(|o| o.route_versions).unwrap_or(self.retention.route_versions),
+        }
+    }
+
     /// Defaults, then `file` (if given), then `SWITCHYARD_*` environment variables.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
@@ -609,6 +687,18 @@ impl Config {
                     "{name}: max_steps_per_route, max_destinations_per_route, max_outputs_per_event and \
                      max_deliveries_per_event must be > 0"
                 )));
+            }
+        }
+        let r = &self.retention;
+        if r.batch_rows == 0 || r.interval.is_zero() {
+            return bad("retention.batch_rows and retention.interval must be > 0");
+        }
+        let global = TenantRetention { events: r.events, route_versions: r.route_versions };
+        let retentions = std::iter::once(("retention".to_owned(), global))
+            .chain(self.tenants.keys().map(|n| (format!("tenants.{n}.retention"), self.retention(n))));
+        for (name, r) in retentions {
+            if r.events.is_zero() || r.route_versions == 0 {
+                return Err(ConfigError::Invalid(format!("{name}: events and route_versions must be > 0")));
             }
         }
         if let Some(token) = &self.admin_token
@@ -718,6 +808,33 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("timeout"));
         c.tenants.get_mut("acme").unwrap().plugins.timeout = Some(Duration::from_millis(100));
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn kv_quotas_and_retention_are_per_tenant() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "r.toml",
+                "[retention]\nevents = \"7d\"\n\
+                 [tenant_defaults]\nmax_kv_keys = 500\n\
+                 [tenants.acme]\nmax_kv_bytes = 4096\n\
+                 [tenants.acme.retention]\nevents = \"2h\"\nroute_versions = 5\n",
+            )?;
+            let c = Config::load(Some(Path::new("r.toml"))).map_err(|e| e.to_string())?;
+            let acme = c.policy("acme");
+            assert_eq!((acme.max_kv_keys, acme.max_kv_bytes), (500, 4096));
+            assert_eq!(c.policy("other").max_kv_bytes, 64 * 1024 * 1024, "the default");
+            assert_eq!(c.retention("acme"), TenantRetention { events: Duration::from_secs(7200), route_versions: 5 });
+            assert_eq!(
+                c.retention("other"),
+                TenantRetention { events: Duration::from_secs(7 * 86400), route_versions: 100 }
+            );
+
+            jail.create_file("zero.toml", "[tenants.acme.retention]\nroute_versions = 0\n")?;
+            let err = Config::load(Some(Path::new("zero.toml"))).unwrap_err().to_string();
+            assert!(err.contains("tenants.acme.retention"), "{err}");
+            Ok(())
+        });
     }
 
     #[test]

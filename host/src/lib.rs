@@ -15,6 +15,7 @@
 //! - [`runtime`]: wasmtime engine, plugin compilation, sandboxed invocation, host capabilities.
 //! - [`pipeline`]: pending events through routes and plugins into the outbox.
 //! - [`quota`]: per-tenant ingest rate limits (the other quotas are checked where they apply).
+//! - [`retention`]: the background pruner of finished work past its retention.
 //! - [`delivery`]: the outbox worker, retry schedule, and the guarded HTTP client.
 //! - [`store`]: sqlx over an embedded SQLite file; every state change is transactional.
 //! - [`api`]: the axum HTTP API.
@@ -39,6 +40,7 @@ pub mod event;
 pub mod fixtures;
 pub mod pipeline;
 pub mod quota;
+pub mod retention;
 pub mod routes;
 pub mod runtime;
 pub mod signing;
@@ -58,10 +60,11 @@ use crate::api::AppState;
 use crate::config::Config;
 use crate::delivery::DeliveryWorker;
 use crate::pipeline::Pipeline;
+use crate::retention::Pruner;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
 use crate::store::handoff::{DeliveryQueue, DeliveryQueueLimits, EventQueue, EventQueueLimits};
-use crate::store::{Store, Writer, WriterParts};
+use crate::store::{KvQuota, Store, Writer, WriterParts};
 
 /// How long shutdown waits for work in flight before giving up on it (it is resumed on the
 /// next start: nothing in flight is lost, at worst repeated).
@@ -109,11 +112,25 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         writer_stop.clone(),
     );
 
+    let kv_quota = |name: &str| {
+        let p = config.policy(name);
+        KvQuota { max_keys: p.max_kv_keys, max_bytes: p.max_kv_bytes }
+    };
+    let defaults = &config.tenant_defaults;
     let runtime = Arc::new(
         Runtime::new(&config.plugins, &config.data_dir.join("artifacts"), store.clone())?
             .with_writer(writer.clone())
-            .with_tenant_limits(config.tenants.keys().map(|name| (name.clone(), config.plugin_limits(name)))),
+            .with_tenant_limits(config.tenants.keys().map(|name| (name.clone(), config.plugin_limits(name))))
+            .with_kv_quotas(
+                KvQuota { max_keys: defaults.max_kv_keys, max_bytes: defaults.max_kv_bytes },
+                config.tenants.keys().map(|name| (name.clone(), kv_quota(name))),
+            ),
     );
+    // Before anything compiles: artifacts of deleted versions and of other engines go.
+    let removed = runtime.collect_artifacts(&store.plugin_shas().await?);
+    if removed > 0 {
+        tracing::info!(removed, "removed compiled plugin artifacts nothing uses");
+    }
     let routes = Arc::new(RouteTable::default());
     routes::load_all(&store, &runtime, &routes).await?;
     let admin_token = admin_token(&config)?;
@@ -137,6 +154,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         writer.clone(),
         delivery_wake.clone(),
     ));
+    let pruner = Pruner { store: store.clone(), config: config.clone() };
     let routes_dir = match &config.routes_dir {
         Some(dir) => {
             anyhow::ensure!(dir.is_dir(), "routes_dir {} is not a directory", dir.display());
@@ -165,6 +183,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let workers = CancellationToken::new();
     let pipeline_task = tokio::spawn(pipeline.run(workers.clone()));
     let delivery_task = tokio::spawn(delivery.run(workers.clone()));
+    let pruner_task = tokio::spawn(pruner.run(workers.clone()));
     if let Some(routes_dir) = routes_dir {
         let stop = workers.clone();
         tokio::spawn(async move {
@@ -183,6 +202,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let drained = tokio::time::timeout(DRAIN_DEADLINE, async {
         let _ = pipeline_task.await;
         let _ = delivery_task.await;
+        let _ = pruner_task.await;
         writer_stop.cancel();
         let _ = writer_task.await;
     })

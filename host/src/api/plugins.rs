@@ -161,6 +161,11 @@ async fn delete(
     }
     state.store.delete_plugin_version(&tenant.id, &name, meta.version).await?;
     state.runtime.forget(&meta.id);
+    // Still under the lock, so an upload of the same bytes cannot store its version between
+    // this check and the removal (uploads insert under it too).
+    if !state.store.plugin_sha_in_use(&meta.sha256).await? {
+        state.runtime.remove_artifact(&meta.sha256);
+    }
     tracing::info!(tenant = tenant.name, plugin = %name, version = meta.version, "plugin version deleted");
     Ok(StatusCode::NO_CONTENT)
 }

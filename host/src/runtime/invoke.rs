@@ -144,6 +144,9 @@ impl Runtime {
             kv_limit_hit: false,
             host_fault: None,
             kv_writes: HashMap::new(),
+            kv_quota: self.kv_quota_for(&event.tenant),
+            kv_reserved: self.store.kv_reservation(tenant_id),
+            kv_keys: HashMap::new(),
         };
         let mut store = WasmStore::new(&self.engine, state);
         store.limiter(|s| &mut s.memory);
@@ -191,11 +194,15 @@ impl Runtime {
         };
         let (logs, peak_memory_bytes) = (state.logs.clone(), state.memory.peak_bytes);
         let writes = std::mem::take(&mut store.data_mut().kv_writes);
+        // Dropped with the sandbox unless handed on: a failed call or a dry run gives its
+        // quota reservation back.
+        let reserved = std::mem::replace(&mut store.data_mut().kv_reserved, self.store.kv_reservation(tenant_id));
+        drop(store);
         let outcome = match outcome {
             Ok(verdict) if !dry_run => {
                 let stored = match &self.kv_writer {
-                    Some(writer) => writer.kv(&self.store, tenant_id, writes).await,
-                    None => self.store.kv_apply(tenant_id, &writes).await,
+                    Some(writer) => writer.kv(&self.store, tenant_id, writes, reserved).await,
+                    None => self.store.kv_commit(tenant_id, &writes, reserved).await,
                 };
                 match stored {
                     Ok(()) => Ok(verdict),

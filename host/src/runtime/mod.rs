@@ -23,7 +23,7 @@ use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::config::{Capability, PluginLimits};
 use crate::event::PluginId;
-use crate::store::{PluginVersion, Store};
+use crate::store::{KvQuota, PluginVersion, Store};
 
 pub use invoke::{PluginFailure, Trace, Verdict};
 pub use state::{LogLine, PluginConfig, PluginState};
@@ -97,6 +97,9 @@ pub struct Runtime {
     limits: Arc<PluginLimits>,
     /// Tenants (by name) whose configuration overrides some of `limits`.
     tenant_limits: HashMap<String, Arc<PluginLimits>>,
+    /// kv quotas: everyone's, and the tenants (by name) whose policy overrides it.
+    kv_quota: KvQuota,
+    tenant_kv_quotas: HashMap<String, KvQuota>,
     artifacts: PathBuf,
     /// Engine compatibility, part of artifact file names: a wasmtime upgrade or config change
     /// misses the cache instead of loading an incompatible artifact.
@@ -155,6 +158,8 @@ impl Runtime {
             linker,
             limits: Arc::new(limits.clone()),
             tenant_limits: HashMap::new(),
+            kv_quota: KvQuota { max_keys: u64::MAX, max_bytes: u64::MAX },
+            tenant_kv_quotas: HashMap::new(),
             artifacts: artifacts.to_owned(),
             engine_hash,
             store,
@@ -164,14 +169,22 @@ impl Runtime {
         })
     }
 
-    /// Per-tenant sandbox limits (see `Config::plugin_limits`), by tenant name. Each memory
-    /// cap must be at most the engine's (`Config::validate` checks this).
     /// Sends successful calls' kv writes through the group-committing writer.
     pub fn with_writer(mut self, writer: crate::store::Writer) -> Self {
         self.kv_writer = Some(writer);
         self
     }
 
+    /// kv quotas: `default` for every tenant but those in `tenants` (by name). Without this
+    /// call, kv is unbounded.
+    pub fn with_kv_quotas(mut self, default: KvQuota, tenants: impl IntoIterator<Item = (String, KvQuota)>) -> Self {
+        self.kv_quota = default;
+        self.tenant_kv_quotas = tenants.into_iter().collect();
+        self
+    }
+
+    /// Per-tenant sandbox limits (see `Config::plugin_limits`), by tenant name. Each memory
+    /// cap must be at most the engine's (`Config::validate` checks this).
     pub fn with_tenant_limits(mut self, limits: impl IntoIterator<Item = (String, PluginLimits)>) -> Self {
         self.tenant_limits = limits.into_iter().map(|(name, l)| (name, Arc::new(l))).collect();
         self
@@ -180,6 +193,11 @@ impl Runtime {
     /// The limits a call of `tenant`'s plugins runs under.
     fn limits_for(&self, tenant: &str) -> Arc<PluginLimits> {
         self.tenant_limits.get(tenant).unwrap_or(&self.limits).clone()
+    }
+
+    /// The kv quota of `tenant`'s store.
+    fn kv_quota_for(&self, tenant: &str) -> KvQuota {
+        self.tenant_kv_quotas.get(tenant).copied().unwrap_or(self.kv_quota)
     }
 
     /// Compiles and checks an uploaded component: it must be a component, import nothing
@@ -223,6 +241,43 @@ impl Runtime {
     /// Drops a deleted version from memory (its artifact may serve another identical upload).
     pub fn forget(&self, id: &PluginId) {
         self.loaded.lock().expect("not poisoned").remove(id);
+    }
+
+    /// Removes the compiled artifact of `sha`: no stored version has those bytes any more.
+    /// Best effort: a leftover file is collected at the next start.
+    pub fn remove_artifact(&self, sha: &str) {
+        let path = self.artifact_path(sha);
+        match std::fs::remove_file(&path) {
+            Ok(()) => tracing::info!(path = %path.display(), "removed the artifact of a deleted plugin"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %path.display(), "could not remove plugin artifact: {e}"),
+        }
+    }
+
+    /// Removes every file of the artifact cache that nothing can use: artifacts of bytes no
+    /// stored version has (`stored`: the sha256 of every stored version), artifacts built by
+    /// another engine (a wasmtime upgrade or config change), and half-written temporary
+    /// files. Returns how many were removed. Called at start-up, before anything compiles.
+    pub fn collect_artifacts(&self, stored: &std::collections::HashSet<String>) -> usize {
+        let entries = match std::fs::read_dir(&self.artifacts) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(dir = %self.artifacts.display(), "could not list plugin artifacts: {e}");
+                return 0;
+            }
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !artifact_is_garbage(&name, &self.engine_hash, stored) {
+                continue;
+            }
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(file = name, "could not remove plugin artifact: {e}"),
+            }
+        }
+        removed
     }
 
     /// The ready-to-run form of a stored version: from memory, from the artifact cache, or
@@ -298,6 +353,20 @@ impl Runtime {
     }
 }
 
+/// Whether a file of the artifact cache (`<sha256>-<engine hash>.cwasm`, or a `.tmp` being
+/// written) is of no use to an engine with `engine_hash` and versions with `stored` hashes.
+/// Anything else in the directory is not ours and is left alone.
+fn artifact_is_garbage(name: &str, engine_hash: &str, stored: &std::collections::HashSet<String>) -> bool {
+    if let Some(stem) = name.strip_suffix(".cwasm") {
+        return match stem.rsplit_once('-') {
+            Some((sha, hash)) => hash != engine_hash || !stored.contains(sha),
+            None => false,
+        };
+    }
+    // `write_artifact` writes `<sha>-<hash>.tmp` then renames it: a leftover is a crash's.
+    name.strip_suffix(".tmp").and_then(|stem| stem.rsplit_once('-')).is_some_and(|(sha, _)| sha.len() == 64)
+}
+
 /// Loads a compiled artifact.
 #[allow(unsafe_code)]
 fn deserialize_artifact(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
@@ -325,6 +394,18 @@ fn spawn_epoch_ticker(engine: Engine, tick: std::time::Duration, stop: Arc<Atomi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn artifacts_of_unknown_bytes_other_engines_and_crashed_writes_are_garbage() {
+        let sha = "a".repeat(64);
+        let stored = std::collections::HashSet::from([sha.clone()]);
+        let garbage = |name: &str| artifact_is_garbage(name, "e1", &stored);
+        assert!(!garbage(&format!("{sha}-e1.cwasm")), "in use, this engine");
+        assert!(garbage(&format!("{sha}-e0.cwasm")), "another engine");
+        assert!(garbage(&format!("{}-e1.cwasm", "b".repeat(64))), "no version has these bytes");
+        assert!(garbage(&format!("{sha}-e1.tmp")), "a write that never finished");
+        assert!(!garbage("README") && !garbage("notes.tmp"), "not ours");
+    }
 
     #[test]
     fn only_granted_capabilities_and_wasi_may_be_imported() {

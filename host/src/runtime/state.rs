@@ -11,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::config::PluginLimits;
 use crate::event::TenantId;
-use crate::store::Store;
+use crate::store::{KvQuota, KvReservation, KvUsage, Store};
 
 /// The configuration map of one pipeline step, as plugins see it.
 pub type PluginConfig = std::collections::BTreeMap<String, String>;
@@ -52,6 +52,22 @@ pub struct PluginState {
     /// many keys it sets, so hammering `set` does not hammer the write lock every tenant
     /// shares.
     pub(super) kv_writes: HashMap<String, Option<String>>,
+    /// The tenant's kv quota, and the growth this call's writes have reserved against it.
+    pub(super) kv_quota: KvQuota,
+    pub(super) kv_reserved: KvReservation,
+    /// Per key this call touched: its size before the call, when known, and the growth
+    /// reserved for it.
+    pub(super) kv_keys: HashMap<String, KeyCharge>,
+}
+
+/// The quota accounting of one key within one call.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct KeyCharge {
+    /// The key's stored size (key + value bytes) before this call: `Some(None)` when it was
+    /// absent, `None` when not known (it was never read).
+    pub before: Option<Option<usize>>,
+    /// Growth this call reserved for the key.
+    pub charged: KvUsage,
 }
 
 impl WasiView for PluginState {

@@ -324,8 +324,15 @@ impl Store {
     /// outside the writer. For tests and tools.
     pub async fn record_attempt(&self, id: &DeliveryId, attempt: i64, rec: &AttemptRecord) -> Result<()> {
         let done = AttemptDone { delivery: id.clone(), attempt, record: rec.clone() };
+        self.record_attempts_at(&[done], now_ms()).await
+    }
+
+    /// Logs attempts as `record_attempt` does, in one transaction, as if at `now` (unix ms).
+    /// For tests and tools.
+    pub async fn record_attempts_at(&self, attempts: &[AttemptDone], now: i64) -> Result<()> {
+        let refs: Vec<&AttemptDone> = attempts.iter().collect();
         let mut tx = self.pool.begin().await?;
-        record_attempts(&mut tx, &[&done], now_ms()).await?;
+        record_attempts(&mut tx, &refs, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -263,9 +263,15 @@ impl Store {
     /// Stores a batch of accepted events in one transaction, unleased, with one outcome per
     /// event in order (see `insert_batch`).
     pub async fn insert_events(&self, batch: &[NewEvent]) -> Result<Vec<InsertOutcome>> {
+        self.insert_events_at(batch, now_ms()).await
+    }
+
+    /// `insert_events`, received at `received_at` (unix ms): tests and tools that need old
+    /// events (retention) make them with this.
+    pub async fn insert_events_at(&self, batch: &[NewEvent], received_at: i64) -> Result<Vec<InsertOutcome>> {
         let rows: Vec<_> = batch.iter().map(|e| (e, None)).collect();
         let mut tx = self.pool.begin().await?;
-        let outcomes = insert_batch(&mut tx, &rows, now_ms()).await?;
+        let outcomes = insert_batch(&mut tx, &rows, received_at).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -349,9 +355,16 @@ impl Store {
             results: results.to_vec(),
             deliveries: deliveries.to_vec(),
         };
-        let leases = vec![vec![None; deliveries.len()]];
+        self.complete_events_at(&[completion], now_ms()).await
+    }
+
+    /// Completes events (unleased deliveries, as `complete_event`) in one transaction, as if
+    /// at `now` (unix ms). For tests and tools.
+    pub async fn complete_events_at(&self, completions: &[Completion], now: i64) -> Result<()> {
+        let leases: Vec<Vec<Option<i64>>> = completions.iter().map(|c| vec![None; c.deliveries.len()]).collect();
+        let refs: Vec<&Completion> = completions.iter().collect();
         let mut tx = self.pool.begin().await?;
-        complete_batch(&mut tx, &[&completion], &leases, now_ms()).await?;
+        complete_batch(&mut tx, &refs, &leases, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -390,6 +403,15 @@ impl Store {
         let deliveries = self.deliveries_of_event(id).await?;
         let data = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
         Ok(Some(EventDetail { event, data, routes, deliveries }))
+    }
+
+    /// The tenant's events received before `before` (unix ms), for tests and tools.
+    pub async fn count_events_before(&self, tenant: &TenantId, before: i64) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = ? AND received_at < ?")
+            .bind(tenant)
+            .bind(before)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Counts by status, for tests and health checks.

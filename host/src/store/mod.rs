@@ -12,6 +12,7 @@ pub mod handoff;
 mod keys;
 mod kv;
 mod plugins;
+mod retention;
 mod routes;
 pub mod secrets;
 mod tenants;
@@ -33,7 +34,9 @@ pub use deliveries::{
 pub use destinations::{DestinationRow, DestinationSettings};
 pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteOutcome, RouteResult};
 pub use keys::{ApiKey, KEY_PREFIX};
+pub use kv::{KvQuota, KvQuotaError, KvReservation, KvUsage};
 pub use plugins::{NewPluginVersion, PluginVersion, PluginVersionMeta};
+pub use retention::PruneCursor;
 pub use routes::{RouteOrigin, RouteSetRow, RouteVersionSummary};
 pub use tenants::{SourceRow, Tenant};
 pub use writer::{AttemptDone, Completion, EventRetry, LEASE, Writer, WriterParts};
@@ -84,6 +87,8 @@ struct Caches {
     /// Counts destination writes, so a read that raced one does not cache what it read.
     destination_writes: std::sync::atomic::AtomicU64,
     kv: kv::KvOverlay,
+    /// Each tenant's kv usage: committed, and reserved by calls in flight (see `kv`).
+    kv_usage: Mutex<HashMap<crate::event::TenantId, kv::TenantUsage>>,
 }
 
 /// Entries a cache holds before it starts over: a bound, not a working-set size.
@@ -111,7 +116,9 @@ impl Store {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool, caches: Arc::default(), keys: Arc::new(keys) })
+        let store = Self { pool, caches: Arc::default(), keys: Arc::new(keys) };
+        store.kv_usage_load().await?;
+        Ok(store)
     }
 }
 

@@ -120,7 +120,21 @@ impl Store {
             .await?)
     }
 
-    /// Deletes one version. False when there was none.
+    /// Whether any stored version, of any tenant, has these bytes.
+    pub async fn plugin_sha_in_use(&self, sha256: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM plugins WHERE sha256 = ?)")
+            .bind(sha256)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    /// The content hash of every stored version, for collecting unused artifacts.
+    pub async fn plugin_shas(&self) -> Result<std::collections::HashSet<String>> {
+        let shas: Vec<String> = sqlx::query_scalar("SELECT DISTINCT sha256 FROM plugins").fetch_all(&self.pool).await?;
+        Ok(shas.into_iter().collect())
+    }
+
+    /// Deletes one version, its component bytes with it. False when there was none.
     pub async fn delete_plugin_version(&self, tenant: &TenantId, name: &str, version: i64) -> Result<bool> {
         let done = sqlx::query("DELETE FROM plugins WHERE tenant_id = ? AND name = ? AND version = ?")
             .bind(tenant)

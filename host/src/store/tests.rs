@@ -269,3 +269,168 @@ async fn kv_is_private_to_a_tenant() {
     assert_eq!(s.kv_get(&a.id, "k").await.unwrap(), None);
     assert_eq!(s.kv_get(&a.id, "other").await.unwrap().as_deref(), Some("x"), "only the deleted key");
 }
+
+#[tokio::test]
+async fn kv_usage_is_kept_by_the_database_and_reservations_hold_the_quota() {
+    let (dir, s) = store().await;
+    let t = s.create_tenant("a").await.unwrap().id;
+    let other = s.create_tenant("b").await.unwrap().id;
+    let quota = KvQuota { max_keys: 3, max_bytes: 100 };
+    let usage = |keys, bytes| KvUsage { keys, bytes };
+
+    let mut first = s.kv_reservation(&t);
+    first.change(usage(2, 20), quota).unwrap();
+    let mut second = s.kv_reservation(&t);
+    assert_eq!(second.change(usage(2, 20), quota), Err(KvQuotaError::Keys { limit: 3, used: 2 }));
+    assert_eq!(
+        second.change(usage(1, 81), quota),
+        Err(KvQuotaError::Bytes { limit: 100, used: 20, adds: 81 }),
+        "bytes are checked too"
+    );
+    assert_eq!(s.kv_usage(&t), usage(2, 20), "a refused change reserves nothing");
+    second.change(usage(1, 10), quota).unwrap();
+    assert!(s.kv_reservation(&other).change(usage(3, 100), quota).is_ok(), "another tenant has its own");
+    drop(second);
+    assert_eq!(s.kv_usage(&t), usage(2, 20), "a dropped reservation (a failed call) is given back");
+
+    // Committing replaces the reservation with what the database counted: "k1" + 8, "k2" + 1.
+    let writes = |pairs: &[(&str, Option<&str>)]| -> std::collections::HashMap<String, Option<String>> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.map(str::to_owned))).collect()
+    };
+    s.kv_commit(&t, &writes(&[("k1", Some("12345678")), ("k2", Some("é"))]), first).await.unwrap();
+    assert_eq!(s.kv_usage(&t), usage(2, 2 + 8 + 2 + 2), "bytes are UTF-8 bytes");
+    assert_eq!(s.kv_usage_counted(&t).await.unwrap(), s.kv_usage(&t));
+    s.kv_apply(&t, &writes(&[("k1", Some("1")), ("k2", None), ("k3", Some("xyz"))])).await.unwrap();
+    assert_eq!(s.kv_usage(&t), usage(2, 3 + 5));
+    assert_eq!(s.kv_usage_counted(&t).await.unwrap(), s.kv_usage(&t), "overwrites and deletes are counted");
+
+    drop(s);
+    let s = Store::open(dir.path()).await.unwrap();
+    assert_eq!(s.kv_usage(&t), usage(2, 8), "loaded at start-up");
+}
+
+/// An event stored at `received_at` and, when `processed_at` is given, completed then with
+/// one route result and one delivery per entry of `deliveries` (their final status and when
+/// it was reached; `None`: still pending).
+async fn old_event(
+    s: &Store,
+    t: &TenantId,
+    received_at: i64,
+    processed_at: Option<i64>,
+    deliveries: &[Option<(DeliveryStatus, i64)>],
+) -> EventId {
+    let ev = event("acme");
+    let new = NewEvent { tenant_id: t.clone(), upstream_id: ev.id.to_string(), event: ev.clone(), raw: "{}".into() };
+    s.insert_events_at(&[new], received_at).await.unwrap();
+    let Some(processed_at) = processed_at else { return ev.id };
+    let rows: Vec<NewDelivery> = deliveries
+        .iter()
+        .map(|_| NewDelivery {
+            id: DeliveryId::generate(),
+            tenant_id: t.clone(),
+            event_id: ev.id.clone(),
+            route: "r".into(),
+            url: "http://127.0.0.1:9/".into(),
+            secret: "whsec_x".into(),
+            event_type: "call.ended".into(),
+            content_type: "application/json".into(),
+            body: b"{}".to_vec(),
+            not_before: processed_at,
+        })
+        .collect();
+    let completion = Completion {
+        event: ev.id.clone(),
+        tenant: t.clone(),
+        route_version: Some(1),
+        results: vec![RouteResult { route: "r".into(), outcome: RouteOutcome::Emitted, detail: None, outputs: 1 }],
+        deliveries: rows.clone(),
+    };
+    s.complete_events_at(&[completion], processed_at).await.unwrap();
+    for (row, end) in rows.iter().zip(deliveries) {
+        let Some((status, at)) = end else { continue };
+        let record = AttemptRecord {
+            started_at: *at,
+            duration_ms: 1,
+            status_code: Some(if *status == DeliveryStatus::Delivered { 200 } else { 500 }),
+            error: None,
+            response_snippet: None,
+            status: *status,
+            next_attempt_at: None,
+        };
+        s.record_attempts_at(&[AttemptDone { delivery: row.id.clone(), attempt: 1, record }], *at).await.unwrap();
+    }
+    ev.id
+}
+
+#[tokio::test]
+async fn pruning_removes_old_finished_events_and_keeps_pending_and_recent_work() {
+    let (_d, s) = store().await;
+    let t = s.create_tenant("acme").await.unwrap().id;
+    let day = 86_400_000;
+    let now = now_ms();
+    let (old, cutoff, recent) = (now - 40 * day, now - 30 * day, now - day);
+    use DeliveryStatus::{Dead, Delivered};
+
+    let dropped = old_event(&s, &t, old, Some(old), &[]).await;
+    let delivered = old_event(&s, &t, old, Some(old), &[Some((Delivered, old)), Some((Dead, old))]).await;
+    let pending = old_event(&s, &t, old, None, &[]).await;
+    let retrying = old_event(&s, &t, old, Some(old), &[Some((Delivered, old)), None]).await;
+    let died_lately = old_event(&s, &t, old, Some(old), &[Some((Dead, recent))]).await;
+    let processed_lately = old_event(&s, &t, old, Some(recent), &[]).await;
+    let new = old_event(&s, &t, recent, Some(recent), &[Some((Delivered, recent))]).await;
+    let doomed_delivery = s.event_detail(&t, &delivered).await.unwrap().unwrap().deliveries[0].id.clone();
+
+    // One event per batch: the cursor must step over the events it keeps.
+    let (mut removed, mut cursor) = (0, None);
+    loop {
+        let (n, next) = s.prune_events(&t, cutoff, cursor.as_ref(), 1).await.unwrap();
+        removed += n;
+        match next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(removed, 2);
+    for (id, kept) in [
+        (&dropped, false),
+        (&delivered, false),
+        (&pending, true),
+        (&retrying, true),
+        (&died_lately, true),
+        (&processed_lately, true),
+        (&new, true),
+    ] {
+        assert_eq!(s.event_row(&t, id).await.unwrap().is_some(), kept, "{id}");
+    }
+    assert!(s.delivery_detail(&t, &doomed_delivery).await.unwrap().is_none(), "its deliveries go too");
+    let (deliveries, attempts, results): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM deliveries), (SELECT COUNT(*) FROM attempts), (SELECT COUNT(*) FROM route_results)",
+    )
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    assert_eq!((deliveries, attempts, results), (4, 3, 4), "cascaded: the kept events' rows only");
+
+    // A pruned event's upstream id is not deduplicated any more.
+    let again = event("acme");
+    let twin =
+        NewEvent { tenant_id: t.clone(), upstream_id: dropped.to_string(), event: again.clone(), raw: "{}".into() };
+    assert_eq!(s.insert_event(twin).await.unwrap(), InsertOutcome::Stored(again.id));
+}
+
+#[tokio::test]
+async fn pruning_keeps_the_newest_route_versions() {
+    let (_d, s) = store().await;
+    let t = s.create_tenant("acme").await.unwrap().id;
+    for _ in 0..5 {
+        s.insert_route_set(&t, "{}", RouteOrigin::Api).await.unwrap();
+    }
+    assert_eq!(s.prune_route_versions(&t, 2, 2).await.unwrap(), 2, "one batch");
+    assert_eq!(s.prune_route_versions(&t, 2, 2).await.unwrap(), 1);
+    assert_eq!(s.prune_route_versions(&t, 2, 2).await.unwrap(), 0);
+    let kept: Vec<i64> = s.route_versions(&t).await.unwrap().iter().map(|v| v.version).collect();
+    assert_eq!(kept, [5, 4]);
+    assert_eq!(s.insert_route_set(&t, "{}", RouteOrigin::Api).await.unwrap().version, 6, "numbers go on");
+    assert_eq!(s.prune_route_versions(&t, 0, 10).await.unwrap(), 2, "the live version stays whatever keep says");
+    assert_eq!(s.latest_route_set(&t).await.unwrap().unwrap().version, 6);
+}

@@ -60,6 +60,9 @@ pub(super) enum Op {
         tenant: TenantId,
         writes: HashMap<String, Option<String>>,
         seq: u64,
+        /// The growth the call reserved against its tenant's kv quota; it ends with the
+        /// commit (or, dropped with the op, when the write is given up).
+        reserved: super::KvReservation,
     },
     Complete(Completion),
     Attempt(AttemptDone),
@@ -146,13 +149,20 @@ impl Writer {
     }
 
     /// Queues a plugin call's kv writes. Reads see them at once (the store's overlay); they
-    /// are committed in the next batch, before or with the completion of their event.
-    pub async fn kv(&self, store: &Store, tenant: &TenantId, writes: HashMap<String, Option<String>>) -> Result<()> {
+    /// are committed in the next batch, before or with the completion of their event. The
+    /// call's quota reservation stays until that commit.
+    pub async fn kv(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+        writes: HashMap<String, Option<String>>,
+        reserved: super::KvReservation,
+    ) -> Result<()> {
         if writes.is_empty() {
             return Ok(());
         }
         let seq = store.kv_overlay_stage(tenant, &writes);
-        self.send(Op::Kv { tenant: tenant.clone(), writes, seq }).await
+        self.send(Op::Kv { tenant: tenant.clone(), writes, seq, reserved }).await
     }
 
     /// Queues an event's completion; returns once it is queued, not committed.
@@ -302,6 +312,10 @@ struct Committed {
     /// Events put back to the poll (to be retried).
     released: Vec<(EventId, TenantId)>,
     kv_committed: Vec<(TenantId, Vec<String>, u64)>,
+    /// Committed kv usage of the tenants whose kv this batch wrote, and the reservations it
+    /// settled.
+    kv_usage: Vec<(TenantId, super::KvUsage)>,
+    kv_reserved: Vec<super::KvReservation>,
 }
 
 impl Committed {
@@ -317,6 +331,9 @@ impl Committed {
         }
         for (reply, outcome) in self.replies {
             let _ = reply.send(Ok(outcome));
+        }
+        if !self.kv_usage.is_empty() {
+            parts.store.kv_usage_committed(&self.kv_usage, self.kv_reserved);
         }
         for (tenant, keys, seq) in &self.kv_committed {
             parts.store.kv_overlay_committed(tenant, keys, *seq);
@@ -423,6 +440,10 @@ async fn write(
         })
         .collect();
     super::kv::apply_batch(&mut tx, &kv, now).await?;
+    let mut kv_tenants: Vec<&TenantId> = kv.iter().map(|(t, _)| *t).collect();
+    kv_tenants.sort();
+    kv_tenants.dedup();
+    done.kv_usage = super::kv::usage_of(&mut tx, &kv_tenants).await?;
 
     // Completions: events out of `pending`, route results, outbox rows.
     let completions: Vec<&Completion> = ops
@@ -481,8 +502,9 @@ async fn write(
                     done.replies.push((reply, outcome));
                 }
             }
-            Op::Kv { tenant, writes, seq } => {
+            Op::Kv { tenant, writes, seq, reserved } => {
                 done.kv_committed.push((tenant.clone(), writes.keys().cloned().collect(), *seq));
+                done.kv_reserved.push(std::mem::replace(reserved, parts.store.kv_reservation(tenant)));
             }
             Op::Complete(c) => {
                 let moved = claimed.contains(&c.event);
@@ -518,7 +540,8 @@ async fn give_up(parts: &WriterParts, op: Op, e: &StoreError) {
                 let _ = reply.send(Err(StoreError::Batch(e.to_string())));
             }
         }
-        Op::Kv { tenant, writes, seq } => {
+        // Dropping the op gives its quota reservation back.
+        Op::Kv { tenant, writes, seq, .. } => {
             parts.store.kv_overlay_committed(&tenant, &writes.keys().cloned().collect::<Vec<_>>(), seq);
         }
         Op::Complete(Completion { event, tenant, .. }) | Op::Retry(EventRetry { event, tenant, .. }) => {
