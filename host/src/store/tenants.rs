@@ -3,9 +3,12 @@
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
+use sqlx::Row as _;
+use sqlx::sqlite::SqliteRow;
 
 use super::{Result, Store, StoreError, is_unique_violation, ms_as_rfc3339, now_ms};
 use crate::event::TenantId;
+use crate::sources::auth::SourceAuth;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Tenant {
@@ -15,15 +18,34 @@ pub struct Tenant {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// A declared source. Not serialisable: its secrets are write-only through the API, which shows
+/// what it may (`api::tenants`).
+#[derive(Debug, Clone)]
 pub struct SourceRow {
     pub name: String,
     pub format: String,
-    /// Never serialised: a source's secret is write-only through the API.
-    #[serde(skip)]
+    /// The Standard Webhooks secret (`whsec_...`), for that format only.
     pub secret: Option<String>,
-    #[serde(serialize_with = "ms_as_rfc3339")]
+    /// How senders authenticate, for every other format. `None` only for standard-webhooks.
+    pub auth: Option<SourceAuth>,
     pub created_at: i64,
+}
+
+impl<'r> sqlx::FromRow<'r, SqliteRow> for SourceRow {
+    fn from_row(row: &'r SqliteRow) -> sqlx::Result<Self> {
+        let auth: Option<String> = row.try_get("auth")?;
+        let auth = auth
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| sqlx::Error::ColumnDecode { index: "auth".into(), source: Box::new(e) })?;
+        Ok(Self {
+            name: row.try_get("name")?,
+            format: row.try_get("format")?,
+            secret: row.try_get("secret")?,
+            auth,
+            created_at: row.try_get("created_at")?,
+        })
+    }
 }
 
 impl Store {
@@ -59,16 +81,20 @@ impl Store {
         name: &str,
         format: &str,
         secret: Option<&str>,
+        auth: Option<&SourceAuth>,
     ) -> Result<SourceRow> {
         let created_at = now_ms();
+        let auth = auth.map(|a| serde_json::to_string(a).expect("plain data"));
         sqlx::query(
-            "INSERT INTO sources (tenant_id, name, format, secret, created_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (tenant_id, name) DO UPDATE SET format = excluded.format, secret = excluded.secret",
+            "INSERT INTO sources (tenant_id, name, format, secret, auth, created_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (tenant_id, name) DO UPDATE
+             SET format = excluded.format, secret = excluded.secret, auth = excluded.auth",
         )
         .bind(tenant)
         .bind(name)
         .bind(format)
         .bind(secret)
+        .bind(auth)
         .bind(created_at)
         .execute(&self.pool)
         .await?;
@@ -107,18 +133,22 @@ impl Store {
     }
 
     pub async fn source(&self, tenant: &TenantId, name: &str) -> Result<Option<SourceRow>> {
-        Ok(sqlx::query_as("SELECT name, format, secret, created_at FROM sources WHERE tenant_id = ? AND name = ?")
-            .bind(tenant)
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT name, format, secret, auth, created_at FROM sources WHERE tenant_id = ? AND name = ?",
+        )
+        .bind(tenant)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     pub async fn list_sources(&self, tenant: &TenantId) -> Result<Vec<SourceRow>> {
-        Ok(sqlx::query_as("SELECT name, format, secret, created_at FROM sources WHERE tenant_id = ? ORDER BY name")
-            .bind(tenant)
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT name, format, secret, auth, created_at FROM sources WHERE tenant_id = ? ORDER BY name",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Returns false when there was no such source.
