@@ -16,5 +16,6 @@ mod reload;
 mod restart;
 mod routes_dir;
 mod sandbox;
+mod source_auth;
 mod tenancy;
 mod vendors;
