@@ -43,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let call = |m: reqwest::Method, p: &str| http.request(m, format!("{base}{p}")).bearer_auth(TOKEN);
     call(reqwest::Method::POST, "/v1/tenants").json(&json!({"name": "bench"})).send().await?.error_for_status()?;
     call(reqwest::Method::PUT, "/v1/tenants/bench/sources/crm")
-        .json(&json!({"format": "crm"}))
+        .json(&json!({"format": "crm", "auth": {"type": "none"}}))
         .send()
         .await?
         .error_for_status()?;

@@ -265,6 +265,9 @@ pub struct IngestConfig {
     /// How far a signed webhook's timestamp may be from now (both directions).
     #[serde(with = "humantime_serde")]
     pub signature_tolerance: Duration,
+    /// Signatures one signature header may carry (several during a secret rotation). A header
+    /// with more is refused (401) before any MAC is computed.
+    pub max_signature_entries: usize,
     /// Pending (stored, not yet processed) events one tenant may have. Past it, ingest
     /// answers 503 with `Retry-After` and stores nothing, so a sustained overload pushes back
     /// on the sender (webhook senders retry) instead of growing the database without bound.
@@ -458,6 +461,7 @@ impl Default for IngestConfig {
         Self {
             max_body_bytes: 1024 * 1024,
             signature_tolerance: Duration::from_secs(5 * 60),
+            max_signature_entries: 16,
             max_backlog_per_tenant: 100_000,
         }
     }
@@ -614,8 +618,9 @@ impl Config {
         if sv.header_read_timeout.is_zero() || sv.body_read_timeout.is_zero() || sv.max_connections == 0 {
             return bad("server.header_read_timeout, body_read_timeout and max_connections must be > 0");
         }
-        if self.ingest.max_body_bytes == 0 || self.ingest.max_backlog_per_tenant == 0 {
-            return bad("ingest.max_body_bytes and ingest.max_backlog_per_tenant must be > 0");
+        let i = &self.ingest;
+        if i.max_body_bytes == 0 || i.max_backlog_per_tenant == 0 || i.max_signature_entries == 0 {
+            return bad("ingest.max_body_bytes, max_backlog_per_tenant and max_signature_entries must be > 0");
         }
         let p = &self.plugins;
         if p.epoch_tick.is_zero() || p.max_instances == 0 {

@@ -35,6 +35,19 @@ pub enum SignatureError {
     TimestampOutOfTolerance,
     #[error("no signature matches")]
     NoMatch,
+    #[error("the signature header has more than {0} entries; the limit (ingest.max_signature_entries) is {0}")]
+    TooManyEntries(usize),
+}
+
+/// The request-independent inputs of a signature check.
+#[derive(Debug, Clone, Copy)]
+pub struct Checks {
+    /// Now, in unix seconds.
+    pub now: i64,
+    /// How far a signed timestamp may be from `now`, both ways (`ingest.signature_tolerance`).
+    pub tolerance_secs: i64,
+    /// Entries one signature header may carry (`ingest.max_signature_entries`).
+    pub max_entries: usize,
 }
 
 impl Secret {
@@ -68,7 +81,8 @@ impl Secret {
     /// True when any `v1,` entry of a (space-separated) signature header matches.
     /// Comparison is constant-time. The MAC is computed once, whatever the number of entries:
     /// computing it per entry let one request with thousands of empty `v1,` entries and a
-    /// large body hash the body thousands of times before it was refused.
+    /// large body hash the body thousands of times before it was refused. (`verify` also
+    /// bounds the number of entries before it gets here.)
     pub fn matches(&self, id: &str, timestamp: i64, body: &[u8], header: &str) -> bool {
         let expected = self.mac(id, timestamp, body).finalize().into_bytes();
         header.split_whitespace().filter_map(|sig| sig.strip_prefix("v1,")).any(|b64| {
@@ -77,19 +91,21 @@ impl Secret {
     }
 }
 
-/// Verifies an inbound message: timestamp within `tolerance_secs` of `now`, and a matching
-/// signature under `secret`.
+/// Verifies an inbound message: at most `max_entries` signatures in the header, timestamp
+/// within `tolerance_secs` of `now`, and a matching signature under `secret`.
 pub fn verify(
     secret: &Secret,
     id: &str,
     timestamp: &str,
     signature_header: &str,
     body: &[u8],
-    now: i64,
-    tolerance_secs: i64,
+    checks: &Checks,
 ) -> Result<(), SignatureError> {
+    if signature_header.split_whitespace().nth(checks.max_entries).is_some() {
+        return Err(SignatureError::TooManyEntries(checks.max_entries));
+    }
     let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-    if (now - ts).abs() > tolerance_secs {
+    if checks.now.abs_diff(ts) > checks.tolerance_secs.unsigned_abs() {
         return Err(SignatureError::TimestampOutOfTolerance);
     }
     if secret.matches(id, ts, body, signature_header) { Ok(()) } else { Err(SignatureError::NoMatch) }
@@ -104,17 +120,32 @@ mod tests {
         pub(super) static MACS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
 
+    /// The checks at `now`, with a 300 s tolerance and the default entry bound.
+    fn at(now: i64) -> Checks {
+        Checks { now, tolerance_secs: 300, max_entries: 16 }
+    }
+
     #[test]
     fn many_signature_entries_cost_one_mac() {
         let s = Secret::parse(SECRET).unwrap();
         let body = vec![b'x'; 1 << 20];
+        let ts = TS.to_string();
         // What an attacker sends: thousands of empty entries, then perhaps a real one.
         let header = format!("{}{SIG}", "v1, ".repeat(20_000));
         MACS.with(|n| n.set(0));
-        assert_eq!(verify(&s, ID, &TS.to_string(), &header, &body, TS, 300), Err(SignatureError::NoMatch));
+        let unbounded = Checks { max_entries: usize::MAX, ..at(TS) };
+        assert_eq!(verify(&s, ID, &ts, &header, &body, &unbounded), Err(SignatureError::NoMatch));
         assert_eq!(MACS.with(|n| n.get()), 1, "the body is hashed once, not once per entry");
-        let ts = TS.to_string();
-        assert_eq!(verify(&s, ID, &ts, &format!("{}{SIG}", "v1, ".repeat(100)), BODY, TS, 300), Ok(()));
+        // With the bound, the same header is refused before any hashing, naming the limit.
+        MACS.with(|n| n.set(0));
+        let refused = verify(&s, ID, &ts, &header, &body, &at(TS)).unwrap_err();
+        assert_eq!(refused, SignatureError::TooManyEntries(16));
+        assert!(refused.to_string().contains("ingest.max_signature_entries"), "{refused}");
+        assert_eq!(MACS.with(|n| n.get()), 0);
+        // Up to the bound, a real signature among junk entries still counts.
+        assert_eq!(verify(&s, ID, &ts, &format!("{}{SIG}", "v1, ".repeat(15)), BODY, &at(TS)), Ok(()));
+        let over = format!("{}{SIG}", "v1, ".repeat(16));
+        assert_eq!(verify(&s, ID, &ts, &over, BODY, &at(TS)), Err(SignatureError::TooManyEntries(16)));
     }
 
     // The Standard Webhooks reference vector (DESIGN.md).
@@ -133,12 +164,12 @@ mod tests {
     fn verifies_with_tolerance_and_rotation() {
         let s = Secret::parse(SECRET).unwrap();
         let ts = TS.to_string();
-        assert_eq!(verify(&s, ID, &ts, SIG, BODY, TS + 299, 300), Ok(()));
-        assert_eq!(verify(&s, ID, &ts, &format!("v1,bm9wZQ== {SIG}"), BODY, TS, 300), Ok(()));
-        assert_eq!(verify(&s, ID, &ts, SIG, BODY, TS + 301, 300), Err(SignatureError::TimestampOutOfTolerance));
-        assert_eq!(verify(&s, ID, &ts, SIG, b"{}", TS, 300), Err(SignatureError::NoMatch));
-        assert_eq!(verify(&s, ID, "x", SIG, BODY, TS, 300), Err(SignatureError::BadTimestamp));
-        assert_eq!(verify(&s, ID, &ts, "v2,abc", BODY, TS, 300), Err(SignatureError::NoMatch));
+        assert_eq!(verify(&s, ID, &ts, SIG, BODY, &at(TS + 299)), Ok(()));
+        assert_eq!(verify(&s, ID, &ts, &format!("v1,bm9wZQ== {SIG}"), BODY, &at(TS)), Ok(()));
+        assert_eq!(verify(&s, ID, &ts, SIG, BODY, &at(TS + 301)), Err(SignatureError::TimestampOutOfTolerance));
+        assert_eq!(verify(&s, ID, &ts, SIG, b"{}", &at(TS)), Err(SignatureError::NoMatch));
+        assert_eq!(verify(&s, ID, "x", SIG, BODY, &at(TS)), Err(SignatureError::BadTimestamp));
+        assert_eq!(verify(&s, ID, &ts, "v2,abc", BODY, &at(TS)), Err(SignatureError::NoMatch));
     }
 
     #[test]

@@ -224,6 +224,58 @@ async fn url_and_token_come_from_the_config_file_or_the_local_admin_token() {
 }
 
 #[tokio::test]
+async fn source_auth_is_declared_with_flags_and_required_for_unsigned_formats() {
+    let r = TestRouter::start().await;
+    let cli = Cli::new(&r);
+    cli.run(&["tenant", "create", "acme"]).await.ok();
+
+    let bare = cli.run(&["source", "put", "acme", "calls", "--format", "call-tracking"]).await;
+    assert_eq!(bare.code, 1, "{bare:#?}");
+    assert!(bare.stderr.contains("HTTP 422") && bare.stderr.contains(r#""type": "none""#), "{bare:#?}");
+    let conflicting =
+        cli.run(&["source", "put", "acme", "x", "--format", "crm", "--no-auth", "--bearer-token", "t"]).await;
+    assert_eq!(conflicting.code, 2, "{conflicting:#?}");
+
+    cli.run(&["source", "put", "acme", "open", "--format", "coaching", "--no-auth"]).await.ok();
+    let (secret, body) = ("whsec_stripe_0123456789abcdef", br#"{"event":"deal.created","timestamp":1,"payload":{}}"#);
+    let stripe = [
+        "source",
+        "put",
+        "acme",
+        "pay",
+        "--format",
+        "crm",
+        "--hmac-secret",
+        secret,
+        "--hmac-header",
+        "Stripe-Signature",
+        "--hmac-prefix",
+        "v1=",
+        "--hmac-content",
+        "{timestamp}.{body}",
+        "--hmac-timestamp-part",
+        "t",
+    ];
+    let shown = cli.run(&stripe).await.ok();
+    assert!(shown.stdout.contains("auth: hmac"), "{shown:#?}");
+    let now = chrono::Utc::now().timestamp();
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(secret.as_bytes()).unwrap();
+    hmac::Mac::update(&mut mac, format!("{now}.").as_bytes());
+    hmac::Mac::update(&mut mac, body);
+    let sig = format!("t={now},v1={}", hex::encode(hmac::Mac::finalize(mac).into_bytes()));
+    assert_eq!(r.ingest("acme", "pay", body, &[("stripe-signature".into(), sig)]).await.0, 202);
+    assert_eq!(r.ingest("acme", "pay", body, &[]).await.0, 401);
+    assert_eq!(r.ingest("acme", "open", &fixture("coaching/goal_pace_changed.json"), &[]).await.0, 202);
+
+    let table = cli.run(&["source", "list", "acme"]).await.ok().stdout;
+    assert!(table.starts_with("NAME") && table.contains("AUTH"), "{table}");
+    assert!(rows_with(&table, "pay")[0].contains("hmac") && rows_with(&table, "open")[0].contains("none"), "{table}");
+    let listed = cli.run(&["source", "list", "acme", "--json"]).await.ok();
+    assert!(!listed.stdout.contains(secret), "the secret is never shown: {listed:#?}");
+    r.stop().await;
+}
+
+#[tokio::test]
 async fn plugins_are_pushed_and_listed() {
     let r = TestRouter::start().await;
     r.tenant("acme").await;
@@ -256,8 +308,10 @@ async fn routes_are_applied_from_json_and_events_and_deliveries_are_listed() {
     let r = TestRouter::start().await;
     let cli = Cli::new(&r);
     cli.run(&["tenant", "create", "acme"]).await.ok();
-    let source = cli.run(&["source", "put", "acme", "calls", "--format", "call-tracking"]).await.ok();
-    assert!(source.stdout.contains("/v1/ingest/acme/calls"), "{source:#?}");
+    let token = "tok_cli_0123456789abcdef";
+    let source =
+        cli.run(&["source", "put", "acme", "calls", "--format", "call-tracking", "--bearer-token", token]).await.ok();
+    assert!(source.stdout.contains("/v1/ingest/acme/calls") && source.stdout.contains("auth: bearer"), "{source:#?}");
     cli.run(&["plugin", "push", "acme", "call-outcome-tagger", &wasm_path("call-outcome-tagger")]).await.ok();
 
     let file = cli.write("routes.json", &routes_json(&rx.url("hook"), "call-outcome-tagger"));
@@ -267,7 +321,12 @@ async fn routes_are_applied_from_json_and_events_and_deliveries_are_listed() {
     assert_eq!(shown["version"], 1);
     assert_eq!(shown["document"]["routes"][0]["name"], "outcomes");
 
-    let event = r.send("acme", "calls", &fixture("call-tracking/call_outcome_tagged.json")).await;
+    let body = fixture("call-tracking/call_outcome_tagged.json");
+    assert_eq!(r.ingest("acme", "calls", &body, &[]).await.0, 401, "the source declared by the CLI needs its token");
+    let bearer = [("authorization".to_owned(), format!("Bearer {token}"))];
+    let (status, accepted) = r.ingest("acme", "calls", &body, &bearer).await;
+    assert_eq!(status, 202, "{accepted}");
+    let event = accepted["id"].as_str().unwrap().to_owned();
     let detail = r.processed("acme", &event).await;
     let delivery = detail["deliveries"][0]["id"].as_str().unwrap().to_owned();
     rx.wait_for("/hook", 1, support::WAIT).await;

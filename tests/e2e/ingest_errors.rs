@@ -64,7 +64,7 @@ async fn each_bad_input_gets_its_code_and_nothing_is_stored() {
         "only visible ASCII",
     )
     .await;
-    refused(&r, "nope", &good, &[], StatusCode::NOT_FOUND, "no source named \"nope\"").await;
+    refused(&r, "nope", &good, &[], StatusCode::NOT_FOUND, "no such tenant or source").await;
     let (status, resp) = r
         .http
         .post(format!("{}/v1/ingest/ghost/calls", r.base))

@@ -18,6 +18,7 @@ mod restart;
 mod routes_dir;
 mod sandbox;
 mod secrets;
+mod source_auth;
 mod storage;
 mod tenancy;
 mod transient;

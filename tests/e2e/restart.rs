@@ -23,7 +23,13 @@ async fn admin(base: &str, method: reqwest::Method, path: &str, body: Value) {
 /// Tenant `acme` with a call-tracking source `calls` routed, without plugins, to `rx`.
 async fn forward_calls_to(base: &str, rx: &Receiver) {
     admin(base, reqwest::Method::POST, "/v1/tenants", json!({"name": "acme"})).await;
-    admin(base, reqwest::Method::PUT, "/v1/tenants/acme/sources/calls", json!({"format": "call-tracking"})).await;
+    admin(
+        base,
+        reqwest::Method::PUT,
+        "/v1/tenants/acme/sources/calls",
+        json!({"format": "call-tracking", "auth": {"type": "none"}}),
+    )
+    .await;
     let routes = json!({"routes": [route("all", "calls", &[], &[], &rx.url("hook"))]});
     admin(base, reqwest::Method::PUT, "/v1/tenants/acme/routes", routes).await;
 }

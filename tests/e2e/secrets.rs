@@ -18,7 +18,9 @@ async fn the_log_shows_no_secret_and_no_secret_part_of_a_url() {
         http.request(method, format!("{}{path}", p.base)).bearer_auth(ADMIN_TOKEN).json(&body).send()
     };
     call(reqwest::Method::POST, "/v1/tenants", json!({"name": "acme"})).await.unwrap();
-    call(reqwest::Method::PUT, "/v1/tenants/acme/sources/crm", json!({"format": "crm"})).await.unwrap();
+    call(reqwest::Method::PUT, "/v1/tenants/acme/sources/crm", json!({"format": "crm", "auth": {"type": "none"}}))
+        .await
+        .unwrap();
     let key = call(reqwest::Method::POST, "/v1/tenants/acme/keys", json!({"name": "k"})).await.unwrap();
     let key = key.json::<serde_json::Value>().await.unwrap()["key"].as_str().unwrap().to_owned();
     // Nothing listens on port 9: every attempt fails, the breaker opens and says so.
@@ -71,18 +73,20 @@ async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
     use crate::support::{Receiver, TestRouter, WAIT};
 
     const DEST: &str = "whsec_ZGVzdGluYXRpb24tc2VjcmV0LTAxMjM0NTY3";
+    const TOKEN: &str = "sender-bearer-token-0123456789";
     let rx = Receiver::start().await;
     let r = TestRouter::start().await;
     r.tenant("acme").await;
     r.source("acme", "svix", "standard-webhooks", Some(SECRET)).await;
     r.source("acme", "crm", "crm", None).await;
+    r.source_with_auth("acme", "calls", "call-tracking", json!({"type": "bearer", "token": TOKEN})).await;
     let doc = json!({"routes": [{"name": "all", "destinations": [{"url": rx.url("hook"), "secret": DEST}]}]});
     r.routes("acme", doc).await;
     r.send("acme", "crm", &fixture("crm/lead_created.json")).await;
     assert_signed(&rx.wait_for("/hook", 1, WAIT).await[0], DEST);
     let dir = r.stop().await;
     let disk = database_bytes(dir.path());
-    for secret in [SECRET, DEST] {
+    for secret in [SECRET, DEST, TOKEN] {
         let key_material = secret.trim_start_matches("whsec_");
         assert!(!contains(&disk, key_material), "{secret} is stored in the clear");
     }
@@ -110,6 +114,9 @@ async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
     let headers = crate::support::signature::svix_headers(SECRET, "msg_rotation", now, &svix);
     let (status, body) = r.ingest("acme", "svix", &svix, &headers).await;
     assert_eq!(status, 202, "the source secret still verifies: {body}");
+    let bearer = [("authorization".to_owned(), format!("Bearer {TOKEN}"))];
+    let (status, body) = r.ingest("acme", "calls", &fixture("call-tracking/call_ended.json"), &bearer).await;
+    assert_eq!(status, 202, "the bearer token still authenticates: {body}");
     let dir = r.stop().await;
 
     // A key that opens nothing stored is refused at start-up, naming the settings.

@@ -28,7 +28,7 @@ fn endpoints(t: &str, event: &str, delivery: &str) -> Vec<(Method, String, Optio
         (Method::GET, p(""), None),
         (Method::GET, p("/sources"), None),
         (Method::GET, p("/sources/calls"), None),
-        (Method::PUT, p("/sources/more"), Some(json!({"format": "crm"}))),
+        (Method::PUT, p("/sources/more"), Some(json!({"format": "crm", "auth": {"type": "none"}}))),
         (Method::GET, p("/plugins"), None),
         (Method::GET, p("/plugins/passthrough"), None),
         (Method::GET, p("/plugins/passthrough/versions/1"), None),

@@ -130,5 +130,6 @@ fn signed(secret: &Secret, headers: &HeaderMap, body: &[u8]) -> bool {
     let header = |name| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
     let now = chrono::Utc::now().timestamp();
     let (id, timestamp, signature) = (header("webhook-id"), header("webhook-timestamp"), header("webhook-signature"));
-    signing::verify(secret, id, timestamp, signature, body, now, 300).is_ok()
+    let checks = signing::Checks { now, tolerance_secs: 300, max_entries: 16 };
+    signing::verify(secret, id, timestamp, signature, body, &checks).is_ok()
 }

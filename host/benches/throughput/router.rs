@@ -78,7 +78,8 @@ impl Router {
         };
         let steps = [
             call(reqwest::Method::POST, "/v1/tenants").json(&json!({"name": "bench"})),
-            call(reqwest::Method::PUT, "/v1/tenants/bench/sources/calls").json(&json!({"format": "call-tracking"})),
+            call(reqwest::Method::PUT, "/v1/tenants/bench/sources/calls")
+                .json(&json!({"format": "call-tracking", "auth": {"type": "none"}})),
             call(reqwest::Method::POST, &format!("/v1/tenants/bench/plugins/{plugin}"))
                 .header("content-type", "application/wasm")
                 .body(plugins::wasm(plugin)),

@@ -1,5 +1,6 @@
-//! `POST /v1/ingest/{tenant}/{source}`: accept one webhook in the source's envelope, verify it,
-//! store it durably, then answer 202. Nothing is stored unless every check passes.
+//! `POST /v1/ingest/{tenant}/{source}`: accept one webhook in the source's envelope, let its
+//! sender in (signature, token or the source's explicit opt-out), store it durably, then answer
+//! 202. Nothing is stored unless every check passes.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -12,7 +13,7 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::config::Config;
 use crate::event::{Event, EventId};
-use crate::signing::Secret;
+use crate::signing::{Checks, Secret};
 use crate::sources::{self, SourceError, SourceFormat};
 use crate::store::{InsertOutcome, NewEvent};
 
@@ -33,13 +34,11 @@ async fn ingest(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     check_content_type(&headers)?;
     let body = body?;
-    let (tenant, source) = state
-        .store
-        .ingest_target(&tenant_name, &source_name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no tenant named {tenant_name:?}")))?;
-    let source = source
-        .ok_or_else(|| ApiError::NotFound(format!("tenant {tenant_name:?} has no source named {source_name:?}")))?;
+    // An unknown tenant and an unknown source of a known tenant get the same answer, byte for
+    // byte: ingest is public, so it must not tell strangers which tenant names exist.
+    let unknown = || ApiError::NotFound("no such tenant or source".into());
+    let (tenant, source) = state.store.ingest_target(&tenant_name, &source_name).await?.ok_or_else(unknown)?;
+    let source = source.ok_or_else(unknown)?;
     let format = SourceFormat::from_name(&source.format)
         .ok_or_else(|| ApiError::Internal(format!("stored source format {:?} unknown", source.format)))?;
 
@@ -47,13 +46,19 @@ async fn ingest(
         Some(s) => Some(Secret::parse(s).map_err(|e| ApiError::Internal(format!("stored source secret: {e}")))?),
         None => None,
     };
-    let tolerance = state.config.ingest.signature_tolerance.as_secs() as i64;
-    let now = chrono::Utc::now().timestamp();
-    sources::verify(format, secret.as_ref(), &headers, &body, now, tolerance).map_err(source_error)?;
+    let checks = Checks {
+        now: chrono::Utc::now().timestamp(),
+        tolerance_secs: state.config.ingest.signature_tolerance.as_secs() as i64,
+        max_entries: state.config.ingest.max_signature_entries,
+    };
+    // Before the body is parsed and before the rate limit: a stranger costs one MAC at most,
+    // spends none of the tenant's quota and cannot claim an event's id ahead of the vendor.
+    sources::authenticate(format, secret.as_ref(), source.auth.as_ref(), &headers, &body, &checks)
+        .map_err(source_error)?;
     let key = format!("{}/{}", tenant.id, source_name);
     let parsed = sources::parse(format, &key, &headers, &body).map_err(source_error)?;
     crate::event::check_event_type(&parsed.event_type).map_err(ApiError::unprocessable)?;
-    // After the signature check, so unauthenticated traffic cannot spend a tenant's quota.
+    // After authentication, so strangers cannot spend a tenant's quota.
     let policy = state.config.policy(&tenant.name);
     state.ingest_limits.check(&tenant.id, &policy).map_err(|retry_after| ApiError::TooManyRequests {
         message: format!(
@@ -118,6 +123,6 @@ fn source_error(e: SourceError) -> ApiError {
     match e {
         SourceError::Json(_) => ApiError::BadRequest(e.to_string()),
         SourceError::Envelope { .. } => ApiError::unprocessable(e.to_string()),
-        SourceError::Signature(_) => ApiError::Unauthorized(e.to_string()),
+        SourceError::Signature(_) | SourceError::Auth(_) => ApiError::Unauthorized(e.to_string()),
     }
 }

@@ -11,6 +11,7 @@ use super::{ApiError, ApiJson, AppState, Principal};
 use crate::routes::{NAME_RULE, valid_name};
 use crate::signing::Secret;
 use crate::sources::SourceFormat;
+use crate::sources::auth::SourceAuth;
 use crate::store::{SourceRow, Tenant};
 
 pub fn router() -> Router<AppState> {
@@ -54,15 +55,28 @@ async fn show(State(state): State<AppState>, Path(tenant): Path<String>) -> Resu
 #[serde(deny_unknown_fields)]
 struct SourceSpec {
     format: String,
+    /// The Standard Webhooks secret, for that format.
     secret: Option<String>,
+    /// How senders authenticate, for every other format (required; `{"type": "none"}` opts out).
+    auth: Option<SourceAuth>,
 }
 
-/// A source as the API shows it: never the secret, but whether one is set and where to post.
+/// A source as the API shows it: never a secret or token, but how senders authenticate and
+/// where they post.
 fn source_json(tenant: &str, s: &SourceRow) -> Value {
+    let auth = match &s.auth {
+        Some(auth) => auth.public_view(),
+        None if s.secret.is_some() => json!({"type": "standard-webhooks"}),
+        None => json!({"type": "undeclared"}),
+    };
+    let signed = s.secret.is_some() || matches!(s.auth, Some(SourceAuth::Hmac(_)));
+    let authenticated = s.secret.is_some() || s.auth.as_ref().is_some_and(SourceAuth::is_authenticated);
     json!({
         "name": s.name,
         "format": s.format,
-        "signed": s.secret.is_some(),
+        "authenticated": authenticated,
+        "auth": auth,
+        "signed": signed,
         "ingest_path": format!("/v1/ingest/{tenant}/{}", s.name),
         "created_at": crate::store::ms_to_rfc3339(s.created_at),
     })
@@ -83,26 +97,37 @@ async fn put_source(
             spec.format
         ))
     })?;
-    match (format.is_signed(), &spec.secret) {
-        (true, None) => {
-            return Err(ApiError::unprocessable(format!(
-                "format {} is signed: give the sender's secret (whsec_...)",
-                format.as_str()
-            )));
-        }
-        (true, Some(s)) if Secret::parse(s).is_err() => {
-            return Err(ApiError::unprocessable("secret must be whsec_<base64 of at least 16 bytes>"));
-        }
-        (false, Some(_)) => {
-            return Err(ApiError::unprocessable(format!(
-                "format {} carries no signature; remove the secret",
-                format.as_str()
-            )));
-        }
-        _ => {}
-    }
-    let row = state.store.put_source(&tenant_id, &name, format.as_str(), spec.secret.as_deref()).await?;
+    check_source_auth(&name, format, &spec)?;
+    let row =
+        state.store.put_source(&tenant_id, &name, format.as_str(), spec.secret.as_deref(), spec.auth.as_ref()).await?;
     Ok(Json(source_json(&tenant, &row)))
+}
+
+/// Standard Webhooks sources authenticate with their own signature (`secret`); every other
+/// source must say how its senders authenticate, or opt out in so many words.
+fn check_source_auth(name: &str, format: SourceFormat, spec: &SourceSpec) -> Result<(), ApiError> {
+    let f = format.as_str();
+    match (format.is_signed(), &spec.secret, &spec.auth) {
+        (true, None, _) => {
+            Err(ApiError::unprocessable(format!("format {f} is signed: give the sender's secret (whsec_...)")))
+        }
+        (true, Some(s), _) if Secret::parse(s).is_err() => {
+            Err(ApiError::unprocessable("secret must be whsec_<base64 of at least 16 bytes>"))
+        }
+        (true, Some(_), Some(_)) => Err(ApiError::unprocessable(format!(
+            "format {f} is authenticated by its own signature (the secret); remove auth"
+        ))),
+        (true, Some(_), None) => Ok(()),
+        (false, Some(_), _) => Err(ApiError::unprocessable(format!(
+            "format {f} carries no signature of its own; remove the secret and declare auth instead (bearer, basic or hmac)"
+        ))),
+        (false, None, None) => Err(ApiError::unprocessable(format!(
+            "source {name:?} (format {f}) must declare how its senders authenticate, or anyone could post to it: \
+             add \"auth\": {{\"type\": \"bearer\", \"token\": \"...\"}}, or \"basic\" (username, password), or \"hmac\" \
+             (secret, header, ...; see the README); to accept anyone, opt out explicitly with \"auth\": {{\"type\": \"none\"}}"
+        ))),
+        (false, None, Some(auth)) => auth.validate().map_err(ApiError::unprocessable),
+    }
 }
 
 async fn show_source(

@@ -1,10 +1,10 @@
 //! `switchyard tenant ...` and `switchyard source ...`.
 
 use clap::Subcommand;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::client::{Body, Client, Result};
-use super::output::{Output, cell, outln, print_fields, print_table};
+use super::output::{Output, cell, outln, print_fields, print_rows, print_table};
 
 pub const TENANT_EXAMPLES: &str = "\
 Examples:
@@ -14,7 +14,15 @@ Examples:
 
 pub const SOURCE_EXAMPLES: &str = "\
 Examples:
-  switchyard source put acme calls --format call-tracking
+  switchyard source put acme calls --format call-tracking --bearer-token \"$(openssl rand -hex 24)\"
+  switchyard source put acme crm --format crm --basic-user crm --basic-password \"$PASSWORD\"
+  switchyard source put acme gh --format cloudevents --hmac-secret \"$SECRET\" \\
+      --hmac-header X-Hub-Signature-256 --hmac-prefix sha256=                       # GitHub
+  switchyard source put acme shop --format crm --hmac-secret \"$SECRET\" \\
+      --hmac-header X-Shopify-Hmac-Sha256 --hmac-encoding base64                    # Shopify
+  switchyard source put acme pay --format crm --hmac-secret \"$SECRET\" --hmac-header Stripe-Signature \\
+      --hmac-prefix v1= --hmac-content '{timestamp}.{body}' --hmac-timestamp-part t  # Stripe
+  switchyard source put acme open --format coaching --no-auth                       # anyone may post
   switchyard source put acme users --format standard-webhooks --secret whsec_...
   switchyard source list acme";
 
@@ -68,9 +76,91 @@ pub enum SourceCommand {
         /// The sender's signing secret (whsec_...), for signed formats
         #[arg(long)]
         secret: Option<String>,
+        #[command(flatten)]
+        auth: Box<AuthArgs>,
     },
     /// List the tenant's sources
     List { tenant: String },
+}
+
+/// How senders to a source authenticate (every format but standard-webhooks must say).
+#[derive(clap::Args, Debug, Default)]
+pub struct AuthArgs {
+    /// Accept anyone: no authentication (recorded, and shown when the source is read)
+    #[arg(long, conflicts_with_all = ["bearer_token", "basic_user", "hmac_secret"])]
+    no_auth: bool,
+    /// Senders send `Authorization: Bearer TOKEN` (at least 16 characters)
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["basic_user", "hmac_secret"])]
+    bearer_token: Option<String>,
+    /// With --bearer-token: the token is this header's whole value instead (e.g. X-Gitlab-Token)
+    #[arg(long, value_name = "HEADER", requires = "bearer_token")]
+    bearer_header: Option<String>,
+    /// Senders use basic auth with this user name (and --basic-password)
+    #[arg(long, value_name = "USER", requires = "basic_password", conflicts_with = "hmac_secret")]
+    basic_user: Option<String>,
+    /// The basic auth password (at least 16 characters)
+    #[arg(long, value_name = "PASSWORD", requires = "basic_user")]
+    basic_password: Option<String>,
+    /// Senders sign with an HMAC under this shared secret (and --hmac-header)
+    #[arg(long, value_name = "SECRET", requires = "hmac_header")]
+    hmac_secret: Option<String>,
+    /// The header carrying the signature, e.g. X-Hub-Signature-256
+    #[arg(long, value_name = "HEADER", requires = "hmac_secret")]
+    hmac_header: Option<String>,
+    /// sha1, sha256 (default) or sha512
+    #[arg(long, value_name = "ALGORITHM", requires = "hmac_secret")]
+    hmac_algorithm: Option<String>,
+    /// hex (default) or base64
+    #[arg(long, value_name = "ENCODING", requires = "hmac_secret")]
+    hmac_encoding: Option<String>,
+    /// Text before each signature in the header, e.g. sha256= (GitHub) or v1= (Stripe)
+    #[arg(long, value_name = "PREFIX", requires = "hmac_secret")]
+    hmac_prefix: Option<String>,
+    /// What is signed: {body} (default), or e.g. '{timestamp}.{body}' (Stripe)
+    #[arg(long, value_name = "TEMPLATE", requires = "hmac_secret")]
+    hmac_content: Option<String>,
+    /// The header holding {timestamp}
+    #[arg(long, value_name = "HEADER", requires = "hmac_secret", conflicts_with = "hmac_timestamp_part")]
+    hmac_timestamp_header: Option<String>,
+    /// The part of the signature header holding {timestamp}, e.g. t (Stripe's t=...)
+    #[arg(long, value_name = "PART", requires = "hmac_secret")]
+    hmac_timestamp_part: Option<String>,
+}
+
+impl AuthArgs {
+    /// The `auth` object of the source declaration, or nothing when no flag was given (the
+    /// router then says what to add).
+    fn to_json(&self) -> Option<Value> {
+        if self.no_auth {
+            return Some(json!({ "type": "none" }));
+        }
+        if let Some(token) = &self.bearer_token {
+            let mut auth = json!({ "type": "bearer", "token": token });
+            if let Some(header) = &self.bearer_header {
+                auth["header"] = json!(header);
+            }
+            return Some(auth);
+        }
+        if let (Some(username), Some(password)) = (&self.basic_user, &self.basic_password) {
+            return Some(json!({ "type": "basic", "username": username, "password": password }));
+        }
+        let secret = self.hmac_secret.as_ref()?;
+        let mut auth = json!({ "type": "hmac", "secret": secret, "header": self.hmac_header });
+        let optional = [
+            ("algorithm", &self.hmac_algorithm),
+            ("encoding", &self.hmac_encoding),
+            ("prefix", &self.hmac_prefix),
+            ("signed_content", &self.hmac_content),
+            ("timestamp_header", &self.hmac_timestamp_header),
+            ("timestamp_part", &self.hmac_timestamp_part),
+        ];
+        for (field, value) in optional {
+            if let Some(value) = value {
+                auth[field] = json!(value);
+            }
+        }
+        Some(auth)
+    }
 }
 
 pub async fn tenant(client: &Client, out: Output, cmd: TenantCommand) -> Result<()> {
@@ -149,31 +239,38 @@ async fn keys(client: &Client, out: Output, cmd: KeysCommand) -> Result<()> {
 
 pub async fn source(client: &Client, out: Output, cmd: SourceCommand) -> Result<()> {
     match cmd {
-        SourceCommand::Put { tenant, name, format, secret } => {
-            let s = client
-                .put(
-                    &["v1", "tenants", &tenant, "sources", &name],
-                    Body::Json(json!({ "format": format, "secret": secret })),
-                )
-                .await?;
+        SourceCommand::Put { tenant, name, format, secret, auth } => {
+            let mut spec = json!({ "format": format, "secret": secret });
+            if let Some(auth) = auth.to_json() {
+                spec["auth"] = auth;
+            }
+            let s = client.put(&["v1", "tenants", &tenant, "sources", &name], Body::Json(spec)).await?;
             if !out.json(&s) {
-                outln!("Source {name} of tenant {tenant} ({}): POST {}", cell(&s["format"]), cell(&s["ingest_path"]));
+                outln!(
+                    "Source {name} of tenant {tenant} ({}, auth: {}): POST {}",
+                    cell(&s["format"]),
+                    cell(&s["auth"]["type"]),
+                    cell(&s["ingest_path"])
+                );
             }
         }
         SourceCommand::List { tenant } => {
             let v = client.get(&["v1", "tenants", &tenant, "sources"]).await?;
             if !out.json(&v) {
-                print_table(
-                    &v["sources"],
-                    &[
-                        ("NAME", "name"),
-                        ("FORMAT", "format"),
-                        ("SIGNED", "signed"),
-                        ("INGEST PATH", "ingest_path"),
-                        ("CREATED", "created_at"),
-                    ],
-                    &format!("Tenant {tenant} has no sources."),
-                );
+                let sources = v["sources"].as_array().map(Vec::as_slice).unwrap_or_default();
+                if sources.is_empty() {
+                    outln!("Tenant {tenant} has no sources.");
+                } else {
+                    let rows = sources
+                        .iter()
+                        .map(|s| {
+                            let fields =
+                                [&s["name"], &s["format"], &s["auth"]["type"], &s["ingest_path"], &s["created_at"]];
+                            fields.into_iter().map(cell).collect()
+                        })
+                        .collect();
+                    print_rows(&["NAME", "FORMAT", "AUTH", "INGEST PATH", "CREATED"], rows);
+                }
             }
         }
     }

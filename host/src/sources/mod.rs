@@ -1,7 +1,9 @@
 //! Inbound envelope formats. Each vendor wraps its events differently; one adapter per format
-//! maps a raw body to the parts of the canonical [`crate::event::Event`], and the
-//! Standard Webhooks format also checks the sender's signature.
+//! maps a raw body to the parts of the canonical [`crate::event::Event`]. Before that,
+//! [`authenticate`] lets the sender in: the Standard Webhooks format checks its own signature,
+//! the others what their source declared ([`auth::SourceAuth`]).
 
+pub mod auth;
 mod call_tracking;
 mod cloudevents;
 mod coaching;
@@ -14,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::signing::{Secret, SignatureError};
+use crate::signing::{Checks, Secret, SignatureError};
+use auth::{AuthError, SourceAuth};
 
 /// The envelope a tenant's source speaks. Chosen when the source is declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +79,8 @@ pub enum SourceError {
     Envelope { format: &'static str, detail: String },
     #[error("signature check failed: {0}")]
     Signature(#[from] SignatureError),
+    #[error("authentication failed: {0}")]
+    Auth(#[from] AuthError),
 }
 
 /// Maps a body in `format` to an event's parts. `source_key` identifies the tenant's source,
@@ -95,21 +100,21 @@ pub fn parse(format: SourceFormat, source_key: &str, headers: &HeaderMap, body: 
     }
 }
 
-/// Checks the sender's signature for signed formats; a no-op for the others.
-pub fn verify(
+/// Lets a request in, or says why not: the Standard Webhooks signature under `secret` for that
+/// format, the source's declared `auth` for the others. A source with neither is refused (the
+/// API never stores one; failing closed keeps it that way).
+pub fn authenticate(
     format: SourceFormat,
     secret: Option<&Secret>,
+    auth: Option<&SourceAuth>,
     headers: &HeaderMap,
     body: &[u8],
-    now: i64,
-    tolerance_secs: i64,
+    checks: &Checks,
 ) -> Result<(), SourceError> {
-    match (format, secret) {
-        (SourceFormat::StandardWebhooks, Some(secret)) => {
-            standard_webhooks::verify(secret, headers, body, now, tolerance_secs)
-        }
-        // Declaring a signed source requires a secret; this arm is never reached for them.
-        _ => Ok(()),
+    match (format, secret, auth) {
+        (SourceFormat::StandardWebhooks, Some(secret), _) => standard_webhooks::verify(secret, headers, body, checks),
+        (SourceFormat::StandardWebhooks, None, _) | (_, _, None) => Err(AuthError::Undeclared.into()),
+        (_, _, Some(auth)) => Ok(auth.check(headers, body, checks)?),
     }
 }
 

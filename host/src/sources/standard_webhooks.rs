@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{Parsed, SourceError, SourceFormat, decode, parse_time, payload_text, required};
-use crate::signing::{self, Secret, SignatureError};
+use crate::signing::{self, Checks, Secret, SignatureError};
 
 const FORMAT: SourceFormat = SourceFormat::StandardWebhooks;
 
@@ -27,19 +27,13 @@ fn header<'h>(headers: &'h HeaderMap, svix: &'static str, standard: &'static str
     headers.get(svix).or_else(|| headers.get(standard)).and_then(|v| v.to_str().ok())
 }
 
-pub(super) fn verify(
-    secret: &Secret,
-    headers: &HeaderMap,
-    body: &[u8],
-    now: i64,
-    tolerance_secs: i64,
-) -> Result<(), SourceError> {
+pub(super) fn verify(secret: &Secret, headers: &HeaderMap, body: &[u8], checks: &Checks) -> Result<(), SourceError> {
     let id = header(headers, "svix-id", "webhook-id").ok_or(SignatureError::MissingHeader("svix-id"))?;
     let ts = header(headers, "svix-timestamp", "webhook-timestamp")
         .ok_or(SignatureError::MissingHeader("svix-timestamp"))?;
     let sig = header(headers, "svix-signature", "webhook-signature")
         .ok_or(SignatureError::MissingHeader("svix-signature"))?;
-    signing::verify(secret, id, ts, sig, body, now, tolerance_secs)?;
+    signing::verify(secret, id, ts, sig, body, checks)?;
     Ok(())
 }
 

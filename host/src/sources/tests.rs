@@ -88,6 +88,11 @@ fn malformed_bodies_are_refused_with_a_reason() {
     assert!(bad_time.unwrap_err().to_string().contains("created_at"));
 }
 
+/// The checks at `now`, with a 300 s tolerance and the default entry bound.
+fn at(now: i64) -> Checks {
+    Checks { now, tolerance_secs: 300, max_entries: 16 }
+}
+
 #[test]
 fn standard_webhooks_signatures_are_checked() {
     let secret = Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
@@ -97,22 +102,32 @@ fn standard_webhooks_signatures_are_checked() {
     h.insert("svix-id", "msg_1".parse().unwrap());
     h.insert("svix-timestamp", now.to_string().parse().unwrap());
     h.insert("svix-signature", secret.sign("msg_1", now, &body).parse().unwrap());
-    verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &body, now, 300).unwrap();
+    authenticate(SourceFormat::StandardWebhooks, Some(&secret), None, &h, &body, &at(now)).unwrap();
 
     // Standard Webhooks header names work too.
     let mut w = HeaderMap::new();
     w.insert("webhook-id", "msg_1".parse().unwrap());
     w.insert("webhook-timestamp", now.to_string().parse().unwrap());
     w.insert("webhook-signature", secret.sign("msg_1", now, &body).parse().unwrap());
-    verify(SourceFormat::StandardWebhooks, Some(&secret), &w, &body, now, 300).unwrap();
+    authenticate(SourceFormat::StandardWebhooks, Some(&secret), None, &w, &body, &at(now)).unwrap();
 
     let mut tampered = body.clone();
     tampered.push(b' ');
-    assert!(verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &tampered, now, 300).is_err());
-    assert!(verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &body, now + 301, 300).is_err());
+    assert!(authenticate(SourceFormat::StandardWebhooks, Some(&secret), None, &h, &tampered, &at(now)).is_err());
+    assert!(authenticate(SourceFormat::StandardWebhooks, Some(&secret), None, &h, &body, &at(now + 301)).is_err());
     h.remove("svix-signature");
-    let missing = verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &body, now, 300).unwrap_err();
+    let missing = authenticate(SourceFormat::StandardWebhooks, Some(&secret), None, &h, &body, &at(now)).unwrap_err();
     assert!(missing.to_string().contains("svix-signature"));
+}
+
+#[test]
+fn a_source_without_a_declaration_is_refused() {
+    let body = fixture("call-tracking/call_ended.json");
+    let h = HeaderMap::new();
+    let refused = authenticate(SourceFormat::CallTracking, None, None, &h, &body, &at(0)).unwrap_err();
+    assert!(matches!(refused, SourceError::Auth(AuthError::Undeclared)), "{refused}");
+    assert!(authenticate(SourceFormat::StandardWebhooks, None, None, &h, &body, &at(0)).is_err());
+    authenticate(SourceFormat::CallTracking, None, Some(&SourceAuth::None {}), &h, &body, &at(0)).unwrap();
 }
 
 /// Counts the heap each thread holds, so tests can bound what one parse allocates. Test
@@ -283,10 +298,36 @@ mod properties {
             }
             let mut verdict = None;
             let peak = allocation::peak_during(|| {
-                verdict = Some(verify(SourceFormat::StandardWebhooks, Some(&secret), &h, &body, 1_700_000_000, 300).is_err());
+                verdict = Some(authenticate(SourceFormat::StandardWebhooks, Some(&secret), None, &h, &body, &at(1_700_000_000)).is_err());
             });
             prop_assert_eq!(verdict, Some(true));
             let input = id.len() + ts.len() + sig.len() + body.len();
+            prop_assert!(peak <= allocation_bound(input), "{} bytes for {} bytes", peak, input);
+        }
+
+        #[test]
+        fn declared_auth_never_panics(sig in ".{0,200}", authorization in ".{0,80}", base64 in any::<bool>(), body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let stripe: SourceAuth = serde_json::from_value(serde_json::json!({
+                "type": "hmac", "secret": "whsec_0123456789abcdef", "header": "stripe-signature", "prefix": "v1=",
+                "encoding": if base64 { "base64" } else { "hex" },
+                "signed_content": "{timestamp}.{body}", "timestamp_part": "t",
+            })).unwrap();
+            let basic: SourceAuth = serde_json::from_value(serde_json::json!({
+                "type": "basic", "username": "u", "password": "0123456789abcdef",
+            })).unwrap();
+            let mut h = HeaderMap::new();
+            for (name, value) in [("stripe-signature", &sig), ("authorization", &authorization)] {
+                if let Ok(v) = value.parse() {
+                    h.insert(name, v);
+                }
+            }
+            let mut verdicts = None;
+            let peak = allocation::peak_during(|| {
+                let checks = at(1_700_000_000);
+                verdicts = Some([stripe.check(&h, &body, &checks).is_err(), basic.check(&h, &body, &checks).is_err()]);
+            });
+            prop_assert_eq!(verdicts, Some([true, true]));
+            let input = sig.len() + authorization.len() + body.len();
             prop_assert!(peak <= allocation_bound(input), "{} bytes for {} bytes", peak, input);
         }
     }

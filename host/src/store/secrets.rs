@@ -237,7 +237,7 @@ impl Store {
                 changed += 1;
             }
         }
-        for (table, column) in [("sources", "secret"), ("deliveries", "secret")] {
+        for (table, column) in [("sources", "secret"), ("sources", "auth"), ("deliveries", "secret")] {
             let rows: Vec<(i64, String)> = sqlx::query_as(&format!(
                 "SELECT rowid, {column} FROM {table} WHERE {column} IS NOT NULL AND {column} != '' AND {column} NOT LIKE ?"
             ))

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::{Result, Store, StoreError, is_unique_violation, ms_as_rfc3339, now_ms};
 use crate::event::TenantId;
+use crate::sources::auth::SourceAuth;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Tenant {
@@ -15,15 +16,27 @@ pub struct Tenant {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// A declared source. Not serialisable: its secrets are write-only through the API, which shows
+/// what it may (`api::tenants`).
+#[derive(Debug, Clone)]
 pub struct SourceRow {
     pub name: String,
     pub format: String,
-    /// Never serialised: a source's secret is write-only through the API.
-    #[serde(skip)]
+    /// The Standard Webhooks secret (`whsec_...`), for that format only.
     pub secret: Option<String>,
-    #[serde(serialize_with = "ms_as_rfc3339")]
+    /// How senders authenticate, for every other format. `None` only for standard-webhooks.
+    pub auth: Option<SourceAuth>,
     pub created_at: i64,
+}
+
+/// A source as stored: its secret and auth declaration sealed (see `secrets`).
+#[derive(sqlx::FromRow)]
+struct StoredSource {
+    name: String,
+    format: String,
+    secret: Option<String>,
+    auth: Option<String>,
+    created_at: i64,
 }
 
 impl Store {
@@ -59,16 +72,21 @@ impl Store {
         name: &str,
         format: &str,
         secret: Option<&str>,
+        auth: Option<&SourceAuth>,
     ) -> Result<SourceRow> {
         let created_at = now_ms();
+        let auth = auth.map(|a| serde_json::to_string(a).expect("plain data"));
         sqlx::query(
-            "INSERT INTO sources (tenant_id, name, format, secret, created_at) VALUES (?, ?, ?, ?, ?)
-             ON CONFLICT (tenant_id, name) DO UPDATE SET format = excluded.format, secret = excluded.secret",
+            "INSERT INTO sources (tenant_id, name, format, secret, auth, created_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (tenant_id, name) DO UPDATE
+             SET format = excluded.format, secret = excluded.secret, auth = excluded.auth",
         )
         .bind(tenant)
         .bind(name)
         .bind(format)
         .bind(secret.map(|s| self.keys.seal(s)))
+        // The declaration holds the sender's credentials: sealed whole.
+        .bind(auth.map(|a| self.keys.seal(&a)))
         .bind(created_at)
         .execute(&self.pool)
         .await?;
@@ -107,28 +125,40 @@ impl Store {
     }
 
     pub async fn source(&self, tenant: &TenantId, name: &str) -> Result<Option<SourceRow>> {
-        let row: Option<SourceRow> =
-            sqlx::query_as("SELECT name, format, secret, created_at FROM sources WHERE tenant_id = ? AND name = ?")
-                .bind(tenant)
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<StoredSource> = sqlx::query_as(
+            "SELECT name, format, secret, auth, created_at FROM sources WHERE tenant_id = ? AND name = ?",
+        )
+        .bind(tenant)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| self.open_source(r)).transpose()
     }
 
     pub async fn list_sources(&self, tenant: &TenantId) -> Result<Vec<SourceRow>> {
-        let rows: Vec<SourceRow> =
-            sqlx::query_as("SELECT name, format, secret, created_at FROM sources WHERE tenant_id = ? ORDER BY name")
-                .bind(tenant)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<StoredSource> = sqlx::query_as(
+            "SELECT name, format, secret, auth, created_at FROM sources WHERE tenant_id = ? ORDER BY name",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter().map(|r| self.open_source(r)).collect()
     }
 
-    /// A source with its secret opened (sealed at rest, see `secrets`).
-    fn open_source(&self, mut row: SourceRow) -> Result<SourceRow> {
-        row.secret = row.secret.map(|s| self.keys.open(&s)).transpose()?;
-        Ok(row)
+    /// A source with its secret and auth declaration opened (sealed at rest, see `secrets`).
+    fn open_source(&self, row: StoredSource) -> Result<SourceRow> {
+        let auth = row.auth.map(|a| self.keys.open(&a)).transpose()?;
+        let auth = auth
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(|e| sqlx::Error::ColumnDecode { index: "auth".into(), source: Box::new(e) })?;
+        Ok(SourceRow {
+            name: row.name,
+            format: row.format,
+            secret: row.secret.map(|s| self.keys.open(&s)).transpose()?,
+            auth,
+            created_at: row.created_at,
+        })
     }
 
     /// Returns false when there was no such source.

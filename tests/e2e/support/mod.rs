@@ -155,12 +155,24 @@ impl TestRouter {
         self.ok(reqwest::Method::POST, "/v1/tenants", json!({"name": name})).await;
     }
 
+    /// Declares a source: a Standard Webhooks one with its `secret`, any other (`secret` is
+    /// `None`) explicitly open to anyone (`"auth": {"type": "none"}`). The tests using this are
+    /// about what happens after ingest; `tests/e2e/source_auth.rs` declares real credentials
+    /// with `source_with_auth`.
     pub async fn source(&self, tenant: &str, name: &str, format: &str, secret: Option<&str>) {
-        let mut spec = json!({"format": format});
-        if let Some(s) = secret {
-            spec["secret"] = json!(s);
-        }
-        self.ok(reqwest::Method::PUT, &format!("/v1/tenants/{tenant}/sources/{name}"), spec).await;
+        match secret {
+            Some(s) => self.put_source(tenant, name, json!({"format": format, "secret": s})).await,
+            None => self.source_with_auth(tenant, name, format, json!({"type": "none"})).await,
+        };
+    }
+
+    /// Declares a source of an unsigned format with its `auth`; returns the router's view of it.
+    pub async fn source_with_auth(&self, tenant: &str, name: &str, format: &str, auth: Value) -> Value {
+        self.put_source(tenant, name, json!({"format": format, "auth": auth})).await
+    }
+
+    async fn put_source(&self, tenant: &str, name: &str, spec: Value) -> Value {
+        self.ok(reqwest::Method::PUT, &format!("/v1/tenants/{tenant}/sources/{name}"), spec).await
     }
 
     /// Uploads a plugin built from `plugins/` under its crate name; returns the version.
