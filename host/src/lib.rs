@@ -57,7 +57,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::AppState;
 use crate::config::Config;
 use crate::delivery::DeliveryWorker;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, TenantGate};
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
 use crate::store::handoff::{DeliveryQueue, DeliveryQueueLimits, EventQueue, EventQueueLimits};
@@ -113,6 +113,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
     let delivery_wake = Arc::new(Notify::new());
     let config = Arc::new(config);
+    // Pipeline events, dry runs and rerun replays share one set of per-tenant limits.
+    let gate = TenantGate::new(config.pipeline.clone());
     let pipeline = Arc::new(Pipeline {
         store: store.clone(),
         runtime: runtime.clone(),
@@ -121,6 +123,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         writer: writer.clone(),
         config: config.pipeline.clone(),
         first_delivery_delay: config.delivery.retry_schedule[0],
+        gate: gate.clone(),
     });
     let delivery = Arc::new(DeliveryWorker::new(
         store.clone(),
@@ -152,6 +155,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         admin_token: admin_token.into(),
         delivery_wake,
         ingest_limits: Arc::default(),
+        gate,
     };
 
     let workers = CancellationToken::new();

@@ -16,5 +16,6 @@ mod reload;
 mod restart;
 mod routes_dir;
 mod sandbox;
+mod sandbox_gate;
 mod tenancy;
 mod vendors;

@@ -229,7 +229,17 @@ async fn dry_run(
     }
     let version = find_version(&state, &tenant, &name, &version).await?;
     let plugin = state.runtime.load(&version).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    // A dry run is a plugin run like an event's: it counts against the tenant's in-flight
+    // cap and failure budget, or a tenant could run a hostile plugin without limit here.
+    let mut run = state.gate.try_start(&tenant.id).map_err(|r| ApiError::TooManyRequests {
+        message: format!("dry run refused: {}", r.message),
+        retry_after: r.retry_after,
+    })?;
     let trace = state.runtime.dry_run(&plugin, &tenant.id, Arc::new(config), &event).await;
+    if trace.result.is_err() {
+        run.charge(trace.elapsed);
+    }
+    drop(run);
     let (verdict, reason, outputs) = match trace.result {
         Ok(Verdict::Drop(reason)) => ("drop", Some(reason), Vec::new()),
         Ok(Verdict::Continue(outs)) if outs.len() == 1 && outs[0].id == event.id => ("pass", None, outs),

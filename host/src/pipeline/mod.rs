@@ -8,12 +8,15 @@
 //! processed again on restart (plugins may run twice; deliveries are queued once), so
 //! nothing acknowledged is lost.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+mod gate;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
+
+pub use gate::{Permit, Refusal, TenantGate};
 
 use crate::config::PipelineConfig;
 use crate::event::{DeliveryId, Event, TenantId};
@@ -34,85 +37,8 @@ pub struct Pipeline {
     pub config: PipelineConfig,
     /// Delay before a new delivery's first attempt (the retry schedule's first entry).
     pub first_delivery_delay: std::time::Duration,
-}
-
-/// What is being processed right now: how many events per tenant (so no tenant exceeds its
-/// share of the workers), plus each tenant's failure budget.
-#[derive(Default)]
-struct InFlight {
-    per_tenant: HashMap<TenantId, usize>,
-    /// Only tenants that have had failing plugin calls; the rest have a full budget.
-    budgets: HashMap<TenantId, FailureBudget>,
-}
-
-/// Plugin time a tenant may spend failing: a token bucket in seconds that refills at
-/// `failure_time_share` seconds per second up to `failure_time_burst`, and is charged with the
-/// time of every failed plugin call once that call is over.
-#[derive(Debug, Clone, Copy)]
-struct FailureBudget {
-    level: f64,
-    updated: Instant,
-}
-
-impl FailureBudget {
-    fn level(&self, config: &PipelineConfig, now: Instant) -> f64 {
-        let earned = now.saturating_duration_since(self.updated).as_secs_f64() * config.failure_time_share;
-        (self.level + earned).min(config.failure_time_burst.as_secs_f64())
-    }
-}
-
-impl InFlight {
-    fn count(&self, tenant: &TenantId) -> usize {
-        self.per_tenant.get(tenant).copied().unwrap_or(0)
-    }
-
-    /// Events `tenant` may have in flight now: the configured cap with a full failure budget,
-    /// one while it earns back what it spent, none while it is in debt.
-    fn cap(&mut self, tenant: &TenantId, config: &PipelineConfig, now: Instant) -> usize {
-        let Some(budget) = self.budgets.get(tenant) else { return config.max_in_flight_per_tenant };
-        let level = budget.level(config, now);
-        if level >= config.failure_time_burst.as_secs_f64() {
-            self.budgets.remove(tenant);
-            config.max_in_flight_per_tenant
-        } else if level > 0.0 {
-            1
-        } else {
-            0
-        }
-    }
-
-    /// Tenants that may not start another event now.
-    fn blocked(&mut self, config: &PipelineConfig, now: Instant) -> Vec<TenantId> {
-        let tenants: Vec<TenantId> = self.per_tenant.keys().chain(self.budgets.keys()).cloned().collect();
-        let mut blocked: Vec<TenantId> =
-            tenants.into_iter().filter(|t| self.count(t) >= self.cap(t, config, now)).collect();
-        blocked.sort();
-        blocked.dedup();
-        blocked
-    }
-
-    /// Charges `failed` (time spent in failing plugin calls) to `tenant`'s budget.
-    fn charge(&mut self, tenant: &TenantId, failed: Duration, config: &PipelineConfig, now: Instant) {
-        if failed.is_zero() {
-            return;
-        }
-        let full = FailureBudget { level: config.failure_time_burst.as_secs_f64(), updated: now };
-        let budget = self.budgets.entry(tenant.clone()).or_insert(full);
-        *budget = FailureBudget { level: budget.level(config, now) - failed.as_secs_f64(), updated: now };
-    }
-
-    fn start(&mut self, tenant: &TenantId) {
-        *self.per_tenant.entry(tenant.clone()).or_default() += 1;
-    }
-
-    fn finish(&mut self, tenant: &TenantId) {
-        if let Some(n) = self.per_tenant.get_mut(tenant) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_tenant.remove(tenant);
-            }
-        }
-    }
+    /// Per-tenant in-flight caps and failure budgets, shared with dry runs and replays.
+    pub gate: Arc<TenantGate>,
 }
 
 impl Pipeline {
@@ -126,7 +52,6 @@ impl Pipeline {
     /// while it is in debt.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
-        let in_flight: Arc<Mutex<InFlight>> = Arc::default();
         let mut tasks = tokio::task::JoinSet::new();
         // Everything pending at start-up is in the database only.
         let mut poll_now = true;
@@ -134,29 +59,20 @@ impl Pipeline {
         loop {
             while tasks.try_join_next().is_some() {}
             if poll_now || self.queue.wants_poll() || last_poll.elapsed() >= self.config.poll_interval {
-                self.poll(&in_flight).await;
+                self.poll().await;
                 last_poll = Instant::now();
                 poll_now = false;
             }
             // Start what may start, while workers are free.
             let mut started = 0;
             while let Ok(permit) = permits.clone().try_acquire_owned() {
-                let next = {
-                    let mut flight = in_flight.lock().expect("not poisoned");
-                    let now = Instant::now();
-                    self.queue.next(|t| flight.count(t) < flight.cap(t, &self.config, now))
-                };
-                let Some(row) = next else { break };
-                in_flight.lock().expect("not poisoned").start(&row.tenant_id);
+                let next = self.gate.start_with(|may_start| self.queue.next(may_start), |row| &row.tenant_id);
+                let Some((row, mut run)) = next else { break };
                 started += 1;
-                let (this, in_flight) = (self.clone(), in_flight.clone());
+                let this = self.clone();
                 tasks.spawn(async move {
-                    let tenant = row.tenant_id.clone();
-                    let failed = this.process(row).await;
-                    let mut in_flight = in_flight.lock().expect("not poisoned");
-                    in_flight.finish(&tenant);
-                    in_flight.charge(&tenant, failed, &this.config, Instant::now());
-                    drop(in_flight);
+                    run.charge(this.process(row).await);
+                    drop(run);
                     drop(permit);
                     this.queue.ready.notify_one();
                 });
@@ -170,6 +86,8 @@ impl Pipeline {
                 let wait = self.config.poll_interval.saturating_sub(last_poll.elapsed());
                 tokio::select! {
                     () = self.queue.ready.notified() => {}
+                    // A dry run or replay of a throttled tenant ended.
+                    () = self.gate.released.notified() => {}
                     () = tokio::time::sleep(wait) => {}
                     () = shutdown.cancelled() => break,
                 }
@@ -180,9 +98,9 @@ impl Pipeline {
 
     /// Loads pending events that memory does not hold (overflow, and what a restart left)
     /// into the queue, for tenants that can take them.
-    async fn poll(&self, in_flight: &Mutex<InFlight>) {
+    async fn poll(&self) {
         let mut skip = self.queue.full_tenants();
-        skip.extend(in_flight.lock().expect("not poisoned").blocked(&self.config, Instant::now()));
+        skip.extend(self.gate.blocked());
         let lease_until = now_ms() + LEASE.as_millis() as i64;
         match self.store.claim_pending_events(self.config.batch_size, &skip, lease_until).await {
             Ok(rows) => {
@@ -207,15 +125,9 @@ impl Pipeline {
         let mut failed = Duration::ZERO;
         if let Some(routes) = &routes {
             for route in routes.matching(&event.source, &event.event_type) {
-                let (result, mut queued) = run_route_charging(
-                    &self.runtime,
-                    route,
-                    &row.tenant_id,
-                    &event,
-                    self.first_delivery_delay,
-                    &mut failed,
-                )
-                .await;
+                let (result, mut queued) =
+                    run_route(&self.runtime, route, &row.tenant_id, &event, self.first_delivery_delay, &mut failed)
+                        .await;
                 results.push(result);
                 deliveries.append(&mut queued);
             }
@@ -237,21 +149,9 @@ impl Pipeline {
 
 /// The plugin chain of one route, then one delivery per output and destination. A failure
 /// anywhere in the chain fails the route for this event as a whole: no partial output. Also
-/// used to replay dead letters through the current chain.
+/// used to replay dead letters through the current chain. The time of a failing plugin call
+/// is added to `failed` (the tenant's failure budget is charged with it).
 pub async fn run_route(
-    runtime: &Runtime,
-    route: &CompiledRoute,
-    tenant: &TenantId,
-    event: &Event,
-    first_delivery_delay: std::time::Duration,
-) -> (RouteResult, Vec<NewDelivery>) {
-    let mut failed = Duration::ZERO;
-    run_route_charging(runtime, route, tenant, event, first_delivery_delay, &mut failed).await
-}
-
-/// [`run_route`], adding the time of a failing plugin call to `failed` (the tenant's
-/// failure budget is charged with it).
-async fn run_route_charging(
     runtime: &Runtime,
     route: &CompiledRoute,
     tenant: &TenantId,
@@ -313,40 +213,4 @@ async fn run_route_charging(
     }
     let detail = (!drop_reasons.is_empty()).then(|| format!("some outputs dropped: {}", drop_reasons.join("; ")));
     (result(RouteOutcome::Emitted, detail, current.len()), deliveries)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failing_tenants_are_throttled_until_they_earn_their_budget_back() {
-        let config = PipelineConfig {
-            max_in_flight_per_tenant: 4,
-            failure_time_share: 0.1,
-            failure_time_burst: Duration::from_secs(1),
-            ..PipelineConfig::default()
-        };
-        let (evil, good) = (TenantId::generate(), TenantId::generate());
-        let mut f = InFlight::default();
-        let t0 = Instant::now();
-        assert_eq!(f.cap(&evil, &config, t0), 4);
-        f.charge(&good, Duration::ZERO, &config, t0);
-        // Half the burst spent: one at a time.
-        f.charge(&evil, Duration::from_millis(500), &config, t0);
-        assert_eq!(f.cap(&evil, &config, t0), 1);
-        // In debt (0.5 - 1.0 = -0.5 s): nothing, until 5 s at 0.1 s/s pay it back.
-        f.charge(&evil, Duration::from_secs(1), &config, t0);
-        assert_eq!(f.cap(&evil, &config, t0 + Duration::from_secs(4)), 0);
-        assert_eq!(
-            f.blocked(&config, t0 + Duration::from_secs(4)),
-            std::slice::from_ref(&evil),
-            "left out of the next batch"
-        );
-        assert_eq!(f.cap(&evil, &config, t0 + Duration::from_millis(5100)), 1);
-        // Full again after 15 s: the normal cap, and the entry is gone.
-        assert_eq!(f.cap(&evil, &config, t0 + Duration::from_secs(15)), 4);
-        assert!(f.budgets.is_empty());
-        assert_eq!(f.cap(&good, &config, t0), 4, "others are never affected");
-    }
 }
