@@ -199,6 +199,32 @@ pub struct PluginLimits {
     /// Epoch tick: how often running plugins are checked against their deadline.
     #[serde(with = "humantime_serde")]
     pub epoch_tick: Duration,
+    /// Linear memories one component may define, all its core instances together. The
+    /// memory cap applies to each memory, so without this a component of hundreds of memories
+    /// could take every pool slot or commit gigabytes. Checked at upload; also sizes the pool.
+    pub max_memories_per_component: u32,
+    /// Tables one component may define, all its core instances together.
+    pub max_tables_per_component: u32,
+    /// Core module instances one component may create.
+    pub max_core_instances_per_component: u32,
+    /// Memory one instance may reserve: its memories times the tenant's `max_memory_bytes`
+    /// must fit (checked at upload), and all its memories together may not grow past it.
+    pub max_component_memory_bytes: usize,
+    /// Entries in one call's WASI resource table (streams, pollables, ...): a guest creating
+    /// resources in a loop traps at this many instead of filling host memory.
+    pub max_wasi_resources: usize,
+    /// Largest `get-random-bytes` / `get-insecure-random-bytes` request; the host refuses
+    /// (the guest traps) before allocating a larger one.
+    pub max_random_bytes: u64,
+    /// Uploads compiled at the same time (compiling uses every core it can get).
+    pub compile_concurrency: usize,
+    /// Longest an upload's compilation may take; past it the upload is refused (422).
+    #[serde(with = "humantime_serde")]
+    pub compile_timeout: Duration,
+    /// Longest an upload waits for a compile slot; past it the answer is 503 with
+    /// `Retry-After`.
+    #[serde(with = "humantime_serde")]
+    pub compile_queue_timeout: Duration,
 }
 
 /// Event processing (route matching and plugin chains).
@@ -318,6 +344,17 @@ impl Default for PluginLimits {
             max_kv_ops: 100,
             max_instances: 256,
             epoch_tick: Duration::from_millis(5),
+            // Rust, JavaScript and Python components have one memory, a few tables and
+            // fewer than ten core instances; these leave room and still bound a hostile one.
+            max_memories_per_component: 2,
+            max_tables_per_component: 8,
+            max_core_instances_per_component: 16,
+            max_component_memory_bytes: 128 * 1024 * 1024,
+            max_wasi_resources: 1000,
+            max_random_bytes: 1024 * 1024,
+            compile_concurrency: 1,
+            compile_timeout: Duration::from_secs(60),
+            compile_queue_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -441,6 +478,25 @@ impl Config {
         let p = &self.plugins;
         if p.epoch_tick.is_zero() || p.max_instances == 0 {
             return bad("plugins.epoch_tick and plugins.max_instances must be > 0");
+        }
+        if p.max_memories_per_component == 0
+            || p.max_core_instances_per_component == 0
+            || p.max_wasi_resources == 0
+            || p.compile_concurrency == 0
+            || p.compile_timeout.is_zero()
+        {
+            return bad(
+                "plugins.max_memories_per_component, max_core_instances_per_component, max_wasi_resources, compile_concurrency and compile_timeout must be > 0",
+            );
+        }
+        if p.max_component_memory_bytes < p.max_memory_bytes {
+            return bad(
+                "plugins.max_component_memory_bytes must be at least plugins.max_memory_bytes (a component of one memory must fit)",
+            );
+        }
+        let per_slot = [p.max_memories_per_component, p.max_tables_per_component, p.max_core_instances_per_component];
+        if per_slot.iter().any(|n| p.max_instances.checked_mul(*n).is_none()) {
+            return bad("plugins.max_instances times a per-component bound must fit in 32 bits (the pool's size)");
         }
         let limits = std::iter::once(("plugins".to_owned(), p.clone()))
             .chain(self.tenants.keys().map(|n| (format!("tenants.{n}.plugins"), self.plugin_limits(n))));

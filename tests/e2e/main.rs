@@ -17,5 +17,6 @@ mod restart;
 mod routes_dir;
 mod sandbox;
 mod sandbox_gate;
+mod sandbox_upload;
 mod tenancy;
 mod vendors;

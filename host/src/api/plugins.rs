@@ -1,9 +1,11 @@
 //! Plugins: upload (each upload is a new immutable version), listing, deletion of versions
 //! no live route uses, and dry runs.
 //!
-//! An upload is compiled and checked (component, world, granted imports) before anything is
-//! stored, so a version that exists can always run, and the compiled artifact is cached on
-//! disk by content hash and engine, so a restart does not compile again.
+//! An upload is checked from a parse of its sections first (component, `handle` export,
+//! granted imports, per-component bounds), then compiled in a bounded number of compile
+//! slots under a deadline, and its export type-checked, before anything is stored: a version
+//! that exists can always run. The compiled artifact is cached on disk by content hash and
+//! engine, so a restart does not compile again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -61,8 +63,9 @@ async fn upload(
     }
     check_plugin_quota(&state, &tenant, &name).await?;
     let wasm = Arc::new(body.to_vec());
-    let validated = state.runtime.validate(wasm.clone(), &policy.grants).await.map_err(|e| match e {
+    let validated = state.runtime.validate(&tenant.name, wasm.clone(), &policy.grants).await.map_err(|e| match e {
         RuntimeError::Internal(m) => ApiError::Internal(m),
+        RuntimeError::Busy { message, retry_after } => ApiError::Busy { message, retry_after },
         rejected => ApiError::unprocessable(rejected.to_string()),
     })?;
     let new = NewPluginVersion { sha256: &validated.sha256, world: WORLD, imports: &validated.imports, wasm: &wasm };
