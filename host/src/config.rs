@@ -562,4 +562,18 @@ mod tests {
         c.delivery.retry_schedule.clear();
         assert!(c.validate().is_err());
     }
+
+    #[test]
+    fn per_component_and_compile_bounds_are_checked() {
+        let mut c = Config::default();
+        c.plugins.max_component_memory_bytes = c.plugins.max_memory_bytes - 1;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("max_component_memory_bytes must be at least plugins.max_memory_bytes"), "{err}");
+        let mut c = Config::default();
+        c.plugins.compile_concurrency = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("compile_concurrency"));
+        let mut c = Config::default();
+        c.plugins.max_core_instances_per_component = u32::MAX;
+        assert!(c.validate().unwrap_err().to_string().contains("the pool's size"));
+    }
 }
