@@ -11,6 +11,10 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod plugins;
+
+pub use plugins::{PluginLimits, PluginLimitsOverride};
+
 /// Top-level configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -114,32 +118,6 @@ pub struct RetentionOverride {
 pub struct TenantRetention {
     pub events: Duration,
     pub route_versions: u32,
-}
-
-/// Per-tenant replacements for the per-invocation limits of `[plugins]`. The memory cap can
-/// only be lowered: the engine's pooling allocator reserves `plugins.max_memory_bytes` per slot.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PluginLimitsOverride {
-    #[serde(with = "humantime_serde")]
-    pub timeout: Option<Duration>,
-    pub max_memory_bytes: Option<usize>,
-    pub max_output_bytes: Option<usize>,
-    pub max_fanout: Option<usize>,
-    pub max_kv_ops: Option<usize>,
-}
-
-impl PluginLimitsOverride {
-    fn apply(&self, base: &PluginLimits) -> PluginLimits {
-        PluginLimits {
-            timeout: self.timeout.unwrap_or(base.timeout),
-            max_memory_bytes: self.max_memory_bytes.unwrap_or(base.max_memory_bytes),
-            max_output_bytes: self.max_output_bytes.unwrap_or(base.max_output_bytes),
-            max_fanout: self.max_fanout.unwrap_or(base.max_fanout),
-            max_kv_ops: self.max_kv_ops.unwrap_or(base.max_kv_ops),
-            ..base.clone()
-        }
-    }
 }
 
 /// A host interface of the `switchyard:plugin` world that is granted per tenant. WASI
@@ -272,32 +250,6 @@ pub struct IngestConfig {
     /// answers 503 with `Retry-After` and stores nothing, so a sustained overload pushes back
     /// on the sender (webhook senders retry) instead of growing the database without bound.
     pub max_backlog_per_tenant: u64,
-}
-
-/// Per-invocation sandbox limits for tenant plugins.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PluginLimits {
-    /// Wall-clock budget for one `handle` call, enforced with epoch interruption.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Maximum linear memory one plugin instance may grow to.
-    pub max_memory_bytes: usize,
-    /// Maximum total size of the events a plugin returns (data + attributes).
-    pub max_output_bytes: usize,
-    /// Maximum number of events one call may emit.
-    pub max_fanout: usize,
-    /// Largest plugin component accepted on upload.
-    pub max_upload_bytes: usize,
-    /// Largest kv key and value a plugin may write.
-    pub max_kv_value_bytes: usize,
-    /// kv calls (get, set, delete together) one `handle` call may make; the next one traps.
-    pub max_kv_ops: usize,
-    /// Instances the pooling allocator keeps slots for (bounds concurrent invocations).
-    pub max_instances: u32,
-    /// Epoch tick: how often running plugins are checked against their deadline.
-    #[serde(with = "humantime_serde")]
-    pub epoch_tick: Duration,
 }
 
 /// Event processing (route matching and plugin chains).
@@ -467,22 +419,6 @@ impl Default for IngestConfig {
     }
 }
 
-impl Default for PluginLimits {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(1),
-            max_memory_bytes: 64 * 1024 * 1024,
-            max_output_bytes: 1024 * 1024,
-            max_fanout: 100,
-            max_upload_bytes: 32 * 1024 * 1024,
-            max_kv_value_bytes: 64 * 1024,
-            max_kv_ops: 100,
-            max_instances: 256,
-            epoch_tick: Duration::from_millis(5),
-        }
-    }
-}
-
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
@@ -625,6 +561,25 @@ impl Config {
         let p = &self.plugins;
         if p.epoch_tick.is_zero() || p.max_instances == 0 {
             return bad("plugins.epoch_tick and plugins.max_instances must be > 0");
+        }
+        if p.max_memories_per_component == 0
+            || p.max_core_instances_per_component == 0
+            || p.max_wasi_resources == 0
+            || p.compile_concurrency == 0
+            || p.compile_timeout.is_zero()
+        {
+            return bad(
+                "plugins.max_memories_per_component, max_core_instances_per_component, max_wasi_resources, compile_concurrency and compile_timeout must be > 0",
+            );
+        }
+        if p.max_component_memory_bytes < p.max_memory_bytes {
+            return bad(
+                "plugins.max_component_memory_bytes must be at least plugins.max_memory_bytes (a component of one memory must fit)",
+            );
+        }
+        let per_slot = [p.max_memories_per_component, p.max_tables_per_component, p.max_core_instances_per_component];
+        if per_slot.iter().any(|n| p.max_instances.checked_mul(*n).is_none()) {
+            return bad("plugins.max_instances times a per-component bound must fit in 32 bits (the pool's size)");
         }
         let limits = std::iter::once(("plugins".to_owned(), p.clone()))
             .chain(self.tenants.keys().map(|n| (format!("tenants.{n}.plugins"), self.plugin_limits(n))));
@@ -847,5 +802,19 @@ mod tests {
         let mut c = Config::default();
         c.delivery.retry_schedule.clear();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn per_component_and_compile_bounds_are_checked() {
+        let mut c = Config::default();
+        c.plugins.max_component_memory_bytes = c.plugins.max_memory_bytes - 1;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("max_component_memory_bytes must be at least plugins.max_memory_bytes"), "{err}");
+        let mut c = Config::default();
+        c.plugins.compile_concurrency = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("compile_concurrency"));
+        let mut c = Config::default();
+        c.plugins.max_core_instances_per_component = u32::MAX;
+        assert!(c.validate().unwrap_err().to_string().contains("the pool's size"));
     }
 }

@@ -59,7 +59,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::AppState;
 use crate::config::Config;
 use crate::delivery::DeliveryWorker;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, TenantGate};
 use crate::retention::Pruner;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
@@ -137,6 +137,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
 
     let delivery_wake = Arc::new(Notify::new());
     let config = Arc::new(config);
+    // Pipeline events, dry runs and rerun replays share one set of per-tenant limits.
+    let gate = TenantGate::new(config.pipeline.clone());
     let pipeline = Arc::new(Pipeline {
         store: store.clone(),
         runtime: runtime.clone(),
@@ -146,6 +148,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         config: config.pipeline.clone(),
         first_delivery_delay: config.delivery.retry_schedule[0],
         limits: pipeline::EventLimitsTable::new(&config),
+        gate: gate.clone(),
     });
     let delivery = Arc::new(DeliveryWorker::new(
         store.clone(),
@@ -178,6 +181,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         admin_token: admin_token.into(),
         delivery_wake,
         ingest_limits: Arc::default(),
+        gate,
     };
 
     let workers = CancellationToken::new();
@@ -186,11 +190,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let pruner_task = tokio::spawn(pruner.run(workers.clone()));
     if let Some(routes_dir) = routes_dir {
         let stop = workers.clone();
+        let (ready, applied) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
-            if let Err(e) = routes_dir.run(stop).await {
+            if let Err(e) = routes_dir.run(stop, ready).await {
                 tracing::error!("watching the routes directory stopped: {e:#}");
             }
         });
+        // Serve once the files' routes are live (an error above drops `ready`: serve anyway).
+        let _ = applied.await;
     }
 
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "switchyard listening");

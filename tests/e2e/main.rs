@@ -17,6 +17,8 @@ mod reload;
 mod restart;
 mod routes_dir;
 mod sandbox;
+mod sandbox_gate;
+mod sandbox_upload;
 mod secrets;
 mod source_auth;
 mod storage;

@@ -1,7 +1,7 @@
 //! Hostile plugins fail only their own event, within their limits, and another tenant's next
 //! event is still delivered. Every hostile plugin in `plugins/` has a test here; the ones
 //! refused at upload (not a component, another world, an ungranted import) are tested at the
-//! end. What each costs a well-behaved tenant's throughput is measured in `tests/isolation/`.
+//! end, and crafted components over the per-component bounds in `sandbox_upload.rs`. What each costs a well-behaved tenant's throughput is measured in `tests/isolation/`.
 
 use std::time::{Duration, Instant};
 
@@ -116,6 +116,26 @@ async fn a_plugin_blocked_in_a_host_call_is_abandoned_at_the_deadline() {
 async fn output_that_is_not_json_is_refused() {
     let why = contain("hostile-invalid-json").await;
     assert!(why.starts_with("hostile-invalid-json@1: invalid output: event 0 data is not valid JSON"), "{why}");
+}
+
+#[tokio::test]
+async fn creating_wasi_resources_in_a_loop_hits_max_wasi_resources() {
+    let why = contain("hostile-resources").await;
+    assert_eq!(
+        why,
+        "hostile-resources@1: WASI resource limit exceeded (1000 resources per call; plugins.max_wasi_resources)"
+    );
+}
+
+#[tokio::test]
+async fn a_huge_random_buffer_is_refused_before_the_host_allocates_it() {
+    let limit = "the limit (plugins.max_random_bytes) is 1048576";
+    // 4 GiB.
+    let why = contain("hostile-random").await;
+    assert_eq!(why, format!("hostile-random@1: random bytes limit exceeded: asked for 4294967296 bytes; {limit}"));
+    // 16 MiB: below wasmtime's own 64 MiB default, so only our limit refuses it.
+    let why = contain_with("hostile-random", json!({"bytes": "16777216"}), |_| {}).await;
+    assert_eq!(why, format!("hostile-random@1: random bytes limit exceeded: asked for 16777216 bytes; {limit}"));
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ pub async fn plugin_call(plugin: &str, sample: &[u8]) -> anyhow::Result<Duration
     let tenant = store.create_tenant("bench").await?;
     let runtime = Arc::new(Runtime::new(&Config::default().plugins, &dir.path().join("artifacts"), store.clone())?);
     let wasm = Arc::new(plugins::wasm(plugin));
-    let validated = runtime.validate(wasm.clone(), &Capability::ALL).await?;
+    let validated = runtime.validate("bench", wasm.clone(), &Capability::ALL).await?;
     let new = NewPluginVersion { sha256: &validated.sha256, world: WORLD, imports: &validated.imports, wasm: &wasm };
     let meta = store.insert_plugin_version(&tenant.id, plugin, &new).await?;
     let version = store.plugin_version(&tenant.id, plugin, Some(meta.version)).await?.expect("just inserted");

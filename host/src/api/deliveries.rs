@@ -84,7 +84,8 @@ async fn replay_dead(
 /// chain produces now for the destinations that failed. The dead letters are marked
 /// superseded (kept, never replayed again). A route that is gone, a destination no longer in
 /// it, or a chain that now drops or fails the event is reported under `skipped`, and those
-/// dead letters stay as they are.
+/// dead letters stay as they are. Each run waits for room under the tenant's in-flight cap
+/// and failure budget, as a pending event would.
 async fn rerun(state: &AppState, tenant: &TenantId, filter: &DeadFilter) -> Result<Value, ApiError> {
     let live = state.routes.get(tenant);
     // One run per event and route; remember which deliveries (and destinations) failed.
@@ -104,9 +105,16 @@ async fn rerun(state: &AppState, tenant: &TenantId, filter: &DeadFilter) -> Resu
             skip("the event no longer exists".into());
             continue;
         };
+        // Like a pending event: wait for room under the tenant's in-flight cap and failure
+        // budget, and charge what fails.
+        let mut run = state.gate.start(tenant).await;
+        let mut failed = std::time::Duration::ZERO;
         let event = row.to_event();
         let limits = EventLimits::of(&state.config.policy(&event.tenant));
-        let (result, mut new) = run_route(&state.runtime, route, tenant, &event, first_delay, limits).await;
+        let (result, mut new) =
+            run_route(&state.runtime, route, tenant, &event, first_delay, limits, &mut failed).await;
+        run.charge(failed);
+        drop(run);
         match result.outcome {
             RouteOutcome::Emitted => {}
             RouteOutcome::Dropped | RouteOutcome::Failed => {

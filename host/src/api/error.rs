@@ -37,6 +37,9 @@ pub enum ApiError {
     /// The router is behind (a tenant's backlog is full): nothing was stored; retry later.
     #[error("{message}")]
     Overloaded { message: String, retry_after: std::time::Duration },
+    /// A shared resource is busy (every compile slot is taken): nothing was stored; retry later.
+    #[error("{message}")]
+    Busy { message: String, retry_after: std::time::Duration },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -65,6 +68,7 @@ impl ApiError {
             ApiError::Unprocessable { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
             ApiError::Overloaded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "backlog_full"),
+            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -87,7 +91,10 @@ impl IntoResponse for ApiError {
             error["details"] = json!(details);
         }
         let mut response = (status, Json(json!({ "error": error }))).into_response();
-        if let ApiError::TooManyRequests { retry_after, .. } | ApiError::Overloaded { retry_after, .. } = &self {
+        if let ApiError::TooManyRequests { retry_after, .. }
+        | ApiError::Overloaded { retry_after, .. }
+        | ApiError::Busy { retry_after, .. } = &self
+        {
             // Whole seconds, rounded up: "0" would invite an immediate retry.
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));

@@ -29,6 +29,7 @@ pub use error::ApiError;
 
 use crate::config::Config;
 use crate::event::TenantId;
+use crate::pipeline::TenantGate;
 use crate::quota::IngestLimiter;
 use crate::routes::RouteTable;
 use crate::runtime::Runtime;
@@ -50,6 +51,9 @@ pub struct AppState {
     /// Wakes the delivery worker when deliveries were put back in the database (replays).
     pub delivery_wake: Arc<Notify>,
     pub ingest_limits: Arc<IngestLimiter>,
+    /// Per-tenant in-flight caps and failure budgets, shared with the pipeline: dry runs and
+    /// rerun replays run plugins under the same limits as events.
+    pub gate: Arc<TenantGate>,
 }
 
 /// The whole API.

@@ -1,9 +1,11 @@
 //! Plugins: upload (each upload is a new immutable version), listing, deletion of versions
 //! no live route uses, and dry runs.
 //!
-//! An upload is compiled and checked (component, world, granted imports) before anything is
-//! stored, so a version that exists can always run, and the compiled artifact is cached on
-//! disk by content hash and engine, so a restart does not compile again.
+//! An upload is checked from a parse of its sections first (component, `handle` export,
+//! granted imports, per-component bounds), then compiled in a bounded number of compile
+//! slots under a deadline, and its export type-checked, before anything is stored: a version
+//! that exists can always run. The compiled artifact is cached on disk by content hash and
+//! engine, so a restart does not compile again.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -61,8 +63,9 @@ async fn upload(
     }
     check_plugin_quota(&state, &tenant, &name).await?;
     let wasm = Arc::new(body.to_vec());
-    let validated = state.runtime.validate(wasm.clone(), &policy.grants).await.map_err(|e| match e {
+    let validated = state.runtime.validate(&tenant.name, wasm.clone(), &policy.grants).await.map_err(|e| match e {
         RuntimeError::Internal(m) => ApiError::Internal(m),
+        RuntimeError::Busy { message, retry_after } => ApiError::Busy { message, retry_after },
         rejected => ApiError::unprocessable(rejected.to_string()),
     })?;
     let new = NewPluginVersion { sha256: &validated.sha256, world: WORLD, imports: &validated.imports, wasm: &wasm };
@@ -234,7 +237,17 @@ async fn dry_run(
     }
     let version = find_version(&state, &tenant, &name, &version).await?;
     let plugin = state.runtime.load(&version).await.map_err(|e| ApiError::Internal(e.to_string()))?;
+    // A dry run is a plugin run like an event's: it counts against the tenant's in-flight
+    // cap and failure budget, or a tenant could run a hostile plugin without limit here.
+    let mut run = state.gate.try_start(&tenant.id).map_err(|r| ApiError::TooManyRequests {
+        message: format!("dry run refused: {}", r.message),
+        retry_after: r.retry_after,
+    })?;
     let trace = state.runtime.dry_run(&plugin, &tenant.id, Arc::new(config), &event).await;
+    if trace.result.is_err() {
+        run.charge(trace.elapsed);
+    }
+    drop(run);
     let (verdict, reason, outputs) = match trace.result {
         Ok(Verdict::Drop(reason)) => ("drop", Some(reason), Vec::new()),
         Ok(Verdict::Continue(outs)) if outs.len() == 1 && outs[0].id == event.id => ("pass", None, outs),

@@ -41,9 +41,11 @@ pub enum FileOutcome {
 }
 
 impl RoutesDir {
-    /// Applies every file now, then watches until `shutdown`. Returns an error only if the
-    /// directory cannot be watched at all.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    /// Applies every file now, says so on `ready`, then watches until `shutdown`. Returns an
+    /// error only if the directory cannot be watched at all. The router waits for `ready`
+    /// before it serves, so the files' routes are live (and SIGHUP is handled) from the
+    /// first request on.
+    pub async fn run(self, shutdown: CancellationToken, ready: tokio::sync::oneshot::Sender<()>) -> anyhow::Result<()> {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if event.is_ok_and(|e| !e.kind.is_access()) {
@@ -55,6 +57,7 @@ impl RoutesDir {
         let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         let mut seen = HashMap::new();
         self.sync(&mut seen, false).await;
+        let _ = ready.send(());
         loop {
             let force = tokio::select! {
                 () = shutdown.cancelled() => return Ok(()),

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{Store as WasmStore, StoreContextMut, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -41,6 +41,16 @@ pub enum PluginFailure {
     MemoryLimit { plugin: String, limit: usize },
     #[error("{plugin}: kv operation limit exceeded ({limit} calls per event)")]
     KvLimit { plugin: String, limit: usize },
+    #[error(
+        "{plugin}: component memory budget exceeded ({limit} bytes in all memories; plugins.max_component_memory_bytes)"
+    )]
+    ComponentMemoryLimit { plugin: String, limit: usize },
+    #[error("{plugin}: WASI resource limit exceeded ({limit} resources per call; plugins.max_wasi_resources)")]
+    ResourceLimit { plugin: String, limit: usize },
+    #[error(
+        "{plugin}: random bytes limit exceeded: asked for {asked}; the limit (plugins.max_random_bytes) is {limit}"
+    )]
+    RandomLimit { plugin: String, asked: String, limit: u64 },
     #[error("{plugin}: trapped: {message}")]
     Trap { plugin: String, message: String },
     #[error("{plugin}: returned error ({kind}): {message}")]
@@ -125,11 +135,21 @@ impl Runtime {
         let limits = self.limits_for(&event.tenant);
         let started = Instant::now();
         let stderr = MemoryOutputPipe::new(STDERR_BYTES);
-        let wasi = WasiCtxBuilder::new().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            // Refused before the host allocates the buffer; the guest traps.
+            .max_random_size(self.limits.max_random_bytes)
+            .build();
+        // Every stream, pollable or other WASI handle the guest holds is an entry here; a
+        // guest that creates them in a loop hits this instead of filling host memory.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(self.limits.max_wasi_resources);
         let state = PluginState {
             wasi,
-            table: ResourceTable::new(),
-            memory: MemoryCap { max_bytes: limits.max_memory_bytes, peak_bytes: 0, exceeded: false },
+            table,
+            memory: MemoryCap::new(limits.max_memory_bytes, self.limits.max_component_memory_bytes),
             stderr,
             started,
             timeout: limits.timeout,
@@ -189,7 +209,7 @@ impl Runtime {
             Err(CallError::Instantiate(e)) => {
                 Err(PluginFailure::Instantiate { plugin: label.clone(), message: format!("{e:#}") })
             }
-            Err(CallError::Trap(e)) => Err(classify_trap(&label, &e, state, &limits)),
+            Err(CallError::Trap(e)) => Err(classify_trap(&label, &e, state, &limits, &self.limits)),
             Err(CallError::Abandoned) => Err(PluginFailure::Timeout { plugin: label.clone(), limit: limits.timeout }),
         };
         let (logs, peak_memory_bytes) = (state.logs.clone(), state.memory.peak_bytes);
@@ -228,16 +248,31 @@ fn classify_trap(
     e: &wasmtime::Error,
     state: &PluginState,
     limits: &crate::config::PluginLimits,
+    global: &crate::config::PluginLimits,
 ) -> PluginFailure {
     let plugin = plugin.to_owned();
     if state.memory.exceeded {
         return PluginFailure::MemoryLimit { plugin, limit: state.memory.max_bytes };
+    }
+    if state.memory.over_budget {
+        return PluginFailure::ComponentMemoryLimit { plugin, limit: state.memory.budget_bytes };
     }
     if state.kv_limit_hit {
         return PluginFailure::KvLimit { plugin, limit: limits.max_kv_ops };
     }
     if let Some(message) = &state.host_fault {
         return PluginFailure::HostFault { plugin, message: message.clone() };
+    }
+    if matches!(e.downcast_ref::<ResourceTableError>(), Some(ResourceTableError::Full)) {
+        return PluginFailure::ResourceLimit { plugin, limit: global.max_wasi_resources };
+    }
+    // wasmtime-wasi refuses with a plain message: "requested len N exceeds limit M".
+    let text = format!("{e:#}");
+    if let Some(rest) = text.split("requested len ").nth(1)
+        && rest.contains("exceeds limit")
+    {
+        let asked = rest.split_whitespace().next().unwrap_or("?");
+        return PluginFailure::RandomLimit { plugin, asked: format!("{asked} bytes"), limit: global.max_random_bytes };
     }
     if matches!(e.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
         return PluginFailure::Timeout { plugin, limit: limits.timeout };

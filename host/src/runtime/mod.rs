@@ -9,6 +9,7 @@
 mod bindings;
 mod host;
 mod invoke;
+mod shape;
 mod state;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -37,6 +39,15 @@ pub enum RuntimeError {
     WrongWorld(String),
     #[error("{0}")]
     NotGranted(String),
+    /// Over one of the per-component bounds (memories, tables, core instances, memory budget).
+    #[error("{0}")]
+    OverLimit(String),
+    /// Compiling took longer than `plugins.compile_timeout`.
+    #[error("{0}")]
+    CompileTimeout(String),
+    /// No compile slot came free within `plugins.compile_queue_timeout`.
+    #[error("{message}")]
+    Busy { message: String, retry_after: std::time::Duration },
     #[error("plugin runtime: {0}")]
     Internal(String),
 }
@@ -109,6 +120,8 @@ pub struct Runtime {
     /// store's overlay). Without one, each call commits its own writes.
     kv_writer: Option<crate::store::Writer>,
     loaded: Mutex<HashMap<PluginId, Arc<LoadedPlugin>>>,
+    /// Compile slots (`plugins.compile_concurrency`): compiling takes every core it can get.
+    compiles: Arc<Semaphore>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -125,10 +138,16 @@ impl Runtime {
         let internal = |e: wasmtime::Error| RuntimeError::Internal(format!("{e:#}"));
         let mut pool = PoolingAllocationConfig::new();
         let slots = limits.max_instances;
+        // The per-component bounds are checked at upload (`shape`) with messages that name
+        // them; the pool enforces them again on every compile and artifact load, and is sized
+        // so that every slot can hold a component at those bounds.
         pool.total_component_instances(slots)
-            .total_core_instances(slots * 4)
-            .total_memories(slots * 2)
-            .total_tables(slots * 4)
+            .max_memories_per_component(limits.max_memories_per_component)
+            .max_tables_per_component(limits.max_tables_per_component)
+            .max_core_instances_per_component(limits.max_core_instances_per_component)
+            .total_core_instances(slots * limits.max_core_instances_per_component)
+            .total_memories(slots * limits.max_memories_per_component)
+            .total_tables(slots * limits.max_tables_per_component)
             .total_stacks(slots)
             .max_memory_size(limits.max_memory_bytes)
             // Keep a little memory warm per slot: instantiation reuses it without page faults.
@@ -165,6 +184,7 @@ impl Runtime {
             store,
             kv_writer: None,
             loaded: Mutex::new(HashMap::new()),
+            compiles: Arc::new(Semaphore::new(limits.compile_concurrency)),
             ticker_stop,
         })
     }
@@ -200,42 +220,99 @@ impl Runtime {
         self.tenant_kv_quotas.get(tenant).copied().unwrap_or(self.kv_quota)
     }
 
-    /// Compiles and checks an uploaded component: it must be a component, import nothing
-    /// the tenant is not granted, and implement the plugin world. Caches the compiled
-    /// artifact. Runs on a blocking thread.
+    /// Checks an uploaded component and compiles it. First, from a parse of its sections
+    /// (cheap, on a blocking thread): it must be a component, export `handle`, import nothing
+    /// `tenant` is not granted, and stay within the per-component bounds. Then it is
+    /// compiled under the compile slots and deadline (`compile_bounded`), and its export is
+    /// type-checked against the plugin world. Caches the compiled artifact.
     pub async fn validate(
         self: &Arc<Self>,
+        tenant: &str,
         wasm: Arc<Vec<u8>>,
         grants: &[Capability],
     ) -> Result<Validated, RuntimeError> {
-        let this = self.clone();
-        let grants = grants.to_vec();
-        tokio::task::spawn_blocking(move || {
-            let started = std::time::Instant::now();
-            let sha256 = hex::encode(Sha256::digest(&*wasm));
-            // The same bytes uploaded before (by anyone): the cached artifact is that compile.
-            let (component, cached) = match this.read_artifact(&sha256) {
-                Some(c) => (c, true),
-                None => (
-                    Component::new(&this.engine, &*wasm)
-                        .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?,
-                    false,
-                ),
-            };
-            let imports: Vec<String> =
-                component.component_type().imports(&this.engine).map(|(name, _)| name.to_owned()).collect();
-            let refused = ungranted(&imports, &grants);
-            if !refused.is_empty() {
-                return Err(RuntimeError::NotGranted(refused.join("; ")));
-            }
-            this.prepare(&component)?;
-            if !cached {
-                this.write_artifact(&sha256, &component);
-            }
-            Ok(Validated { sha256, imports, compile: started.elapsed() })
+        let started = std::time::Instant::now();
+        let bytes = wasm.clone();
+        let (shape, sha256) = tokio::task::spawn_blocking(move || {
+            shape::inspect(&bytes).map(|shape| (shape, hex::encode(Sha256::digest(&*bytes))))
         })
         .await
         .map_err(|e| RuntimeError::Internal(e.to_string()))?
+        .map_err(RuntimeError::InvalidComponent)?;
+        if !shape.exports.iter().any(|e| e == "handle") {
+            return Err(RuntimeError::WrongWorld(format!("it exports {:?}, and no `handle`", shape.exports)));
+        }
+        let refused = ungranted(&shape.imports, grants);
+        if !refused.is_empty() {
+            return Err(RuntimeError::NotGranted(refused.join("; ")));
+        }
+        self.bounds(tenant).check(&shape.cost).map_err(RuntimeError::OverLimit)?;
+
+        // The same bytes uploaded before (by anyone): the cached artifact is that compile.
+        let (component, cached) = match self.read_artifact(&sha256) {
+            Some(c) => (c, true),
+            None => (self.compile_bounded(wasm).await?, false),
+        };
+        let this = self.clone();
+        let sha = sha256.clone();
+        tokio::task::spawn_blocking(move || {
+            this.prepare(&component)?;
+            if !cached {
+                this.write_artifact(&sha, &component);
+            }
+            Ok::<_, RuntimeError>(())
+        })
+        .await
+        .map_err(|e| RuntimeError::Internal(e.to_string()))??;
+        Ok(Validated { sha256, imports: shape.imports, compile: started.elapsed() })
+    }
+
+    /// The per-component bounds for `tenant`'s uploads (its memory cap may be lower).
+    fn bounds(&self, tenant: &str) -> shape::Bounds {
+        let l = &self.limits;
+        shape::Bounds {
+            max_memories_per_component: l.max_memories_per_component,
+            max_tables_per_component: l.max_tables_per_component,
+            max_core_instances_per_component: l.max_core_instances_per_component,
+            max_component_memory_bytes: l.max_component_memory_bytes,
+            max_memory_bytes: self.limits_for(tenant).max_memory_bytes,
+        }
+    }
+
+    /// Compiles in a compile slot, waiting for one at most `compile_queue_timeout`, and gives
+    /// up on the result after `compile_timeout`. Cranelift cannot be interrupted: a compile
+    /// past its deadline runs on in the background and keeps its slot until it ends, so the
+    /// concurrency bound holds, but the upload is answered at the deadline and the result
+    /// is thrown away (not cached, so retrying costs the same).
+    async fn compile_bounded(&self, wasm: Arc<Vec<u8>>) -> Result<Component, RuntimeError> {
+        let l = &self.limits;
+        let permit = match tokio::time::timeout(l.compile_queue_timeout, self.compiles.clone().acquire_owned()).await {
+            Ok(permit) => permit.map_err(|e| RuntimeError::Internal(e.to_string()))?,
+            Err(_) => {
+                return Err(RuntimeError::Busy {
+                    message: format!(
+                        "{} plugin compile(s) already running (plugins.compile_concurrency) and no slot came free within {} (plugins.compile_queue_timeout); try again later",
+                        l.compile_concurrency,
+                        humantime::format_duration(l.compile_queue_timeout)
+                    ),
+                    retry_after: l.compile_queue_timeout,
+                });
+            }
+        };
+        let engine = self.engine.clone();
+        let compile = tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            Component::new(&engine, &*wasm)
+        });
+        match tokio::time::timeout(l.compile_timeout, compile).await {
+            Ok(joined) => joined
+                .map_err(|e| RuntimeError::Internal(e.to_string()))?
+                .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}"))),
+            Err(_) => Err(RuntimeError::CompileTimeout(format!(
+                "compiling the component took longer than {}, the limit (plugins.compile_timeout)",
+                humantime::format_duration(l.compile_timeout)
+            ))),
+        }
     }
 
     /// Drops a deleted version from memory (its artifact may serve another identical upload).
@@ -287,29 +364,38 @@ impl Runtime {
             return Ok(p.clone());
         }
         let this = self.clone();
-        let version = version.clone();
-        let plugin = tokio::task::spawn_blocking(move || -> Result<Arc<LoadedPlugin>, RuntimeError> {
-            let meta = &version.meta;
-            let component = match this.read_artifact(&meta.sha256) {
-                Some(c) => c,
-                None => {
+        let sha = version.meta.sha256.clone();
+        let cached = tokio::task::spawn_blocking(move || this.read_artifact(&sha))
+            .await
+            .map_err(|e| RuntimeError::Internal(e.to_string()))?;
+        let component = match cached {
+            Some(c) => c,
+            // No artifact: compiled again, in a compile slot like an upload (without its
+            // deadline: this version was accepted once).
+            None => {
+                let slot =
+                    self.compiles.clone().acquire_owned().await.map_err(|e| RuntimeError::Internal(e.to_string()))?;
+                let this = self.clone();
+                let version = version.clone();
+                tokio::task::spawn_blocking(move || {
+                    let _slot = slot;
                     let c = Component::new(&this.engine, &version.wasm)
                         .map_err(|e| RuntimeError::InvalidComponent(format!("{e:#}")))?;
-                    this.write_artifact(&meta.sha256, &c);
-                    c
-                }
-            };
-            let pre = this.prepare(&component)?;
-            Ok(Arc::new(LoadedPlugin {
-                id: meta.id.clone(),
-                name: meta.name.clone(),
-                version: meta.version,
-                label: format!("{}@{}", meta.name, meta.version).into(),
-                pre,
-            }))
-        })
-        .await
-        .map_err(|e| RuntimeError::Internal(e.to_string()))??;
+                    this.write_artifact(&version.meta.sha256, &c);
+                    Ok::<_, RuntimeError>(c)
+                })
+                .await
+                .map_err(|e| RuntimeError::Internal(e.to_string()))??
+            }
+        };
+        let meta = &version.meta;
+        let plugin = Arc::new(LoadedPlugin {
+            id: meta.id.clone(),
+            name: meta.name.clone(),
+            version: meta.version,
+            label: format!("{}@{}", meta.name, meta.version).into(),
+            pre: self.prepare(&component)?,
+        });
         Ok(self.loaded.lock().expect("not poisoned").entry(plugin.id.clone()).or_insert(plugin).clone())
     }
 

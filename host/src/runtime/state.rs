@@ -79,27 +79,65 @@ impl WasiView for PluginState {
 /// Caps linear memory growth and remembers the peak, so a failure can say "memory limit"
 /// rather than a bare trap, and dry runs can report usage.
 pub struct MemoryCap {
+    /// Cap on each memory (`max_memory_bytes`).
     pub max_bytes: usize,
+    /// Cap on all of the instance's memories together (`max_component_memory_bytes`). Upload
+    /// checks that memories times `max_bytes` fit; this holds even when the limits changed
+    /// since.
+    pub budget_bytes: usize,
+    /// What all memories hold now.
+    pub total_bytes: usize,
     pub peak_bytes: usize,
     pub exceeded: bool,
+    pub over_budget: bool,
+}
+
+impl MemoryCap {
+    pub fn new(max_bytes: usize, budget_bytes: usize) -> Self {
+        Self { max_bytes, budget_bytes, total_bytes: 0, peak_bytes: 0, exceeded: false, over_budget: false }
+    }
 }
 
 /// Tables hold function references; generous, but bounded like everything else.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.max_bytes {
             self.exceeded = true;
             // An error (not `Ok(false)`) traps at once: Rust guests abort on allocation
             // failure anyway, and this way the message says why.
             wasmtime::bail!("memory limit exceeded: wanted {desired} bytes, cap is {}", self.max_bytes);
         }
+        let total = self.total_bytes.saturating_sub(current).saturating_add(desired);
+        if total > self.budget_bytes {
+            self.over_budget = true;
+            wasmtime::bail!(
+                "component memory budget exceeded: {total} bytes in all memories, cap is {}",
+                self.budget_bytes
+            );
+        }
+        self.total_bytes = total;
         self.peak_bytes = self.peak_bytes.max(desired);
         Ok(true)
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memories_are_capped_each_and_together() {
+        let mut cap = MemoryCap::new(10, 15);
+        assert!(cap.memory_growing(0, 10, None).unwrap());
+        assert!(cap.memory_growing(0, 11, None).is_err() && cap.exceeded, "each memory");
+        assert!(cap.memory_growing(0, 5, None).unwrap(), "a second memory, 15 in all");
+        assert!(cap.memory_growing(5, 6, None).is_err() && cap.over_budget, "16 in all");
+        assert_eq!((cap.total_bytes, cap.peak_bytes), (15, 10));
     }
 }

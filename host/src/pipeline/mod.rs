@@ -8,14 +8,19 @@
 //! processed again on restart (plugins may run twice; deliveries are queued once), so
 //! nothing acknowledged is lost.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+mod gate;
+mod limits;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, PipelineConfig, TenantPolicy};
+pub use gate::{Permit, Refusal, TenantGate};
+pub use limits::{EventBudget, EventLimits, EventLimitsTable};
+
+use crate::config::PipelineConfig;
 use crate::event::{DeliveryId, Event, TenantId};
 use crate::routes::{BodyFormat, CompiledRoute, RouteTable};
 use crate::runtime::{Runtime, Verdict};
@@ -38,163 +43,8 @@ pub struct Pipeline {
     pub first_delivery_delay: std::time::Duration,
     /// What one event may multiply into, per tenant.
     pub limits: EventLimitsTable,
-}
-
-/// What one inbound event may multiply into: plugin outputs over every step of every route,
-/// and deliveries over every route and destination (`TenantPolicy::max_outputs_per_event`,
-/// `max_deliveries_per_event`). Chained fan-outs multiply: two 100-way steps to five
-/// destinations would otherwise queue 50,000 deliveries from one event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EventLimits {
-    pub outputs: u32,
-    pub deliveries: u32,
-}
-
-impl EventLimits {
-    pub fn of(policy: &TenantPolicy) -> Self {
-        Self { outputs: policy.max_outputs_per_event, deliveries: policy.max_deliveries_per_event }
-    }
-
-    /// A fresh budget for one event.
-    pub fn budget(self) -> EventBudget {
-        EventBudget { limits: self, outputs: 0, deliveries: 0 }
-    }
-}
-
-/// Each tenant's [`EventLimits`], by tenant name, from the configuration.
-#[derive(Debug, Clone)]
-pub struct EventLimitsTable {
-    default: EventLimits,
-    overrides: HashMap<String, EventLimits>,
-}
-
-impl EventLimitsTable {
-    pub fn new(config: &Config) -> Self {
-        let overrides =
-            config.tenants.keys().map(|name| (name.clone(), EventLimits::of(&config.policy(name)))).collect();
-        Self { default: EventLimits::of(&config.tenant_defaults), overrides }
-    }
-
-    pub fn get(&self, tenant_name: &str) -> EventLimits {
-        self.overrides.get(tenant_name).copied().unwrap_or(self.default)
-    }
-}
-
-/// What one event has spent of its [`EventLimits`] so far.
-#[derive(Debug, Clone, Copy)]
-pub struct EventBudget {
-    limits: EventLimits,
-    outputs: u32,
-    deliveries: u32,
-}
-
-impl EventBudget {
-    /// Counts `n` more plugin outputs, or says why that is too many.
-    fn spend_outputs(&mut self, n: usize) -> Result<(), String> {
-        let total = self.outputs as usize + n;
-        if total > self.limits.outputs as usize {
-            return Err(format!(
-                "plugins emitted more than {} events for this event; the limit (max_outputs_per_event) is {}",
-                self.limits.outputs, self.limits.outputs
-            ));
-        }
-        self.outputs = total as u32;
-        Ok(())
-    }
-
-    /// Counts a route's deliveries, or says why they are too many.
-    fn spend_deliveries(&mut self, outputs: usize, destinations: usize) -> Result<(), String> {
-        let n = outputs.saturating_mul(destinations);
-        let total = self.deliveries as usize + n;
-        if total > self.limits.deliveries as usize {
-            return Err(format!(
-                "{outputs} events x {destinations} destinations would make this event's deliveries {total}; \
-                 the limit (max_deliveries_per_event) is {}",
-                self.limits.deliveries
-            ));
-        }
-        self.deliveries = total as u32;
-        Ok(())
-    }
-}
-
-/// What is being processed right now: how many events per tenant (so no tenant exceeds its
-/// share of the workers), plus each tenant's failure budget.
-#[derive(Default)]
-struct InFlight {
-    per_tenant: HashMap<TenantId, usize>,
-    /// Only tenants that have had failing plugin calls; the rest have a full budget.
-    budgets: HashMap<TenantId, FailureBudget>,
-}
-
-/// Plugin time a tenant may spend failing: a token bucket in seconds that refills at
-/// `failure_time_share` seconds per second up to `failure_time_burst`, and is charged with the
-/// time of every failed plugin call once that call is over.
-#[derive(Debug, Clone, Copy)]
-struct FailureBudget {
-    level: f64,
-    updated: Instant,
-}
-
-impl FailureBudget {
-    fn level(&self, config: &PipelineConfig, now: Instant) -> f64 {
-        let earned = now.saturating_duration_since(self.updated).as_secs_f64() * config.failure_time_share;
-        (self.level + earned).min(config.failure_time_burst.as_secs_f64())
-    }
-}
-
-impl InFlight {
-    fn count(&self, tenant: &TenantId) -> usize {
-        self.per_tenant.get(tenant).copied().unwrap_or(0)
-    }
-
-    /// Events `tenant` may have in flight now: the configured cap with a full failure budget,
-    /// one while it earns back what it spent, none while it is in debt.
-    fn cap(&mut self, tenant: &TenantId, config: &PipelineConfig, now: Instant) -> usize {
-        let Some(budget) = self.budgets.get(tenant) else { return config.max_in_flight_per_tenant };
-        let level = budget.level(config, now);
-        if level >= config.failure_time_burst.as_secs_f64() {
-            self.budgets.remove(tenant);
-            config.max_in_flight_per_tenant
-        } else if level > 0.0 {
-            1
-        } else {
-            0
-        }
-    }
-
-    /// Tenants that may not start another event now.
-    fn blocked(&mut self, config: &PipelineConfig, now: Instant) -> Vec<TenantId> {
-        let tenants: Vec<TenantId> = self.per_tenant.keys().chain(self.budgets.keys()).cloned().collect();
-        let mut blocked: Vec<TenantId> =
-            tenants.into_iter().filter(|t| self.count(t) >= self.cap(t, config, now)).collect();
-        blocked.sort();
-        blocked.dedup();
-        blocked
-    }
-
-    /// Charges `failed` (time spent in failing plugin calls) to `tenant`'s budget.
-    fn charge(&mut self, tenant: &TenantId, failed: Duration, config: &PipelineConfig, now: Instant) {
-        if failed.is_zero() {
-            return;
-        }
-        let full = FailureBudget { level: config.failure_time_burst.as_secs_f64(), updated: now };
-        let budget = self.budgets.entry(tenant.clone()).or_insert(full);
-        *budget = FailureBudget { level: budget.level(config, now) - failed.as_secs_f64(), updated: now };
-    }
-
-    fn start(&mut self, tenant: &TenantId) {
-        *self.per_tenant.entry(tenant.clone()).or_default() += 1;
-    }
-
-    fn finish(&mut self, tenant: &TenantId) {
-        if let Some(n) = self.per_tenant.get_mut(tenant) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_tenant.remove(tenant);
-            }
-        }
-    }
+    /// Per-tenant in-flight caps and failure budgets, shared with dry runs and replays.
+    pub gate: Arc<TenantGate>,
 }
 
 impl Pipeline {
@@ -208,7 +58,6 @@ impl Pipeline {
     /// while it is in debt.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
-        let in_flight: Arc<Mutex<InFlight>> = Arc::default();
         let mut tasks = tokio::task::JoinSet::new();
         // Everything pending at start-up is in the database only.
         let mut poll_now = true;
@@ -216,30 +65,25 @@ impl Pipeline {
         loop {
             while tasks.try_join_next().is_some() {}
             if poll_now || self.queue.wants_poll() || last_poll.elapsed() >= self.config.poll_interval {
-                self.poll(&in_flight).await;
+                self.poll().await;
                 last_poll = Instant::now();
                 poll_now = false;
             }
             // Start what may start, while workers are free.
             let mut started = 0;
             while let Ok(permit) = permits.clone().try_acquire_owned() {
-                let next = {
-                    let mut flight = in_flight.lock().expect("not poisoned");
-                    let now = Instant::now();
-                    self.queue
-                        .next(|t| flight.count(t) < flight.cap(t, &self.config, now) && !self.routes.failed_to_load(t))
-                };
-                let Some(row) = next else { break };
-                in_flight.lock().expect("not poisoned").start(&row.tenant_id);
+                // A tenant whose routes did not load waits: run now, its events would be
+                // processed as if it had no routes.
+                let next = self.gate.start_with(
+                    |may_start| self.queue.next(|t| may_start(t) && !self.routes.failed_to_load(t)),
+                    |row| &row.tenant_id,
+                );
+                let Some((row, mut run)) = next else { break };
                 started += 1;
-                let (this, in_flight) = (self.clone(), in_flight.clone());
+                let this = self.clone();
                 tasks.spawn(async move {
-                    let tenant = row.tenant_id.clone();
-                    let failed = this.process(row).await;
-                    let mut in_flight = in_flight.lock().expect("not poisoned");
-                    in_flight.finish(&tenant);
-                    in_flight.charge(&tenant, failed, &this.config, Instant::now());
-                    drop(in_flight);
+                    run.charge(this.process(row).await);
+                    drop(run);
                     drop(permit);
                     this.queue.ready.notify_one();
                 });
@@ -253,6 +97,8 @@ impl Pipeline {
                 let wait = self.config.poll_interval.saturating_sub(last_poll.elapsed());
                 tokio::select! {
                     () = self.queue.ready.notified() => {}
+                    // A dry run or replay of a throttled tenant ended.
+                    () = self.gate.released.notified() => {}
                     () = tokio::time::sleep(wait) => {}
                     () = shutdown.cancelled() => break,
                 }
@@ -263,11 +109,10 @@ impl Pipeline {
 
     /// Loads pending events that memory does not hold (overflow, and what a restart left)
     /// into the queue, for tenants that can take them.
-    async fn poll(&self, in_flight: &Mutex<InFlight>) {
+    async fn poll(&self) {
         let mut skip = self.queue.full_tenants();
-        skip.extend(in_flight.lock().expect("not poisoned").blocked(&self.config, Instant::now()));
-        // Their events wait, pending, until their routes load: run now, they would be
-        // processed as if the tenant had no routes.
+        skip.extend(self.gate.blocked());
+        // Their events wait, pending, until their routes load.
         skip.extend(self.routes.unloaded_tenants());
         let lease_until = now_ms() + LEASE.as_millis() as i64;
         match self.store.claim_pending_events(self.config.batch_size, &skip, lease_until).await {
@@ -352,7 +197,8 @@ struct RouteRun {
 
 /// The plugin chain of one route, then one delivery per output and destination. A failure
 /// anywhere in the chain fails the route for this event as a whole: no partial output. Also
-/// used to replay dead letters through the current chain.
+/// used to replay dead letters through the current chain. The time of a failing plugin call
+/// is added to `failed` (the tenant's failure budget is charged with it).
 pub async fn run_route(
     runtime: &Runtime,
     route: &CompiledRoute,
@@ -360,15 +206,14 @@ pub async fn run_route(
     event: &Event,
     first_delivery_delay: std::time::Duration,
     limits: EventLimits,
+    failed: &mut Duration,
 ) -> (RouteResult, Vec<NewDelivery>) {
-    let mut failed = Duration::ZERO;
     let mut budget = limits.budget();
-    let run = run_route_charging(runtime, route, tenant, event, first_delivery_delay, &mut budget, &mut failed).await;
+    let run = run_route_charging(runtime, route, tenant, event, first_delivery_delay, &mut budget, failed).await;
     (run.result, run.deliveries)
 }
 
-/// [`run_route`], adding the time of a failing plugin call to `failed` (the tenant's
-/// failure budget is charged with it).
+/// [`run_route`] within an event's shared budget, saying whether a failure was transient.
 async fn run_route_charging(
     runtime: &Runtime,
     route: &CompiledRoute,
@@ -449,40 +294,4 @@ async fn run_route_charging(
     }
     let detail = (!drop_reasons.is_empty()).then(|| format!("some outputs dropped: {}", drop_reasons.join("; ")));
     RouteRun { result: result(RouteOutcome::Emitted, detail, current.len()), deliveries, transient: None }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failing_tenants_are_throttled_until_they_earn_their_budget_back() {
-        let config = PipelineConfig {
-            max_in_flight_per_tenant: 4,
-            failure_time_share: 0.1,
-            failure_time_burst: Duration::from_secs(1),
-            ..PipelineConfig::default()
-        };
-        let (evil, good) = (TenantId::generate(), TenantId::generate());
-        let mut f = InFlight::default();
-        let t0 = Instant::now();
-        assert_eq!(f.cap(&evil, &config, t0), 4);
-        f.charge(&good, Duration::ZERO, &config, t0);
-        // Half the burst spent: one at a time.
-        f.charge(&evil, Duration::from_millis(500), &config, t0);
-        assert_eq!(f.cap(&evil, &config, t0), 1);
-        // In debt (0.5 - 1.0 = -0.5 s): nothing, until 5 s at 0.1 s/s pay it back.
-        f.charge(&evil, Duration::from_secs(1), &config, t0);
-        assert_eq!(f.cap(&evil, &config, t0 + Duration::from_secs(4)), 0);
-        assert_eq!(
-            f.blocked(&config, t0 + Duration::from_secs(4)),
-            std::slice::from_ref(&evil),
-            "left out of the next batch"
-        );
-        assert_eq!(f.cap(&evil, &config, t0 + Duration::from_millis(5100)), 1);
-        // Full again after 15 s: the normal cap, and the entry is gone.
-        assert_eq!(f.cap(&evil, &config, t0 + Duration::from_secs(15)), 4);
-        assert!(f.budgets.is_empty());
-        assert_eq!(f.cap(&good, &config, t0), 4, "others are never affected");
-    }
 }
