@@ -92,8 +92,14 @@ impl Router {
         for step in steps {
             let resp = step.send().await?;
             let status = resp.status();
-            if !status.is_success() {
-                bail!("setting up the router: {status} {}{}", resp.text().await?, self.log_tail());
+            let text = resp.text().await?;
+            // A baseline from before source authentication (`--router-bin`) knows no `auth`.
+            if status == reqwest::StatusCode::UNPROCESSABLE_ENTITY && text.contains("unknown field `auth`") {
+                let old = call(reqwest::Method::PUT, "/v1/tenants/bench/sources/calls");
+                let resp = old.json(&json!({"format": "call-tracking"})).send().await?;
+                ensure!(resp.status().is_success(), "setting up the baseline: {}{}", resp.status(), self.log_tail());
+            } else if !status.is_success() {
+                bail!("setting up the router: {status} {text}{}", self.log_tail());
             }
         }
         Ok(())

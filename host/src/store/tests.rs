@@ -323,21 +323,7 @@ async fn old_event(
     let new = NewEvent { tenant_id: t.clone(), upstream_id: ev.id.to_string(), event: ev.clone(), raw: "{}".into() };
     s.insert_events_at(&[new], received_at).await.unwrap();
     let Some(processed_at) = processed_at else { return ev.id };
-    let rows: Vec<NewDelivery> = deliveries
-        .iter()
-        .map(|_| NewDelivery {
-            id: DeliveryId::generate(),
-            tenant_id: t.clone(),
-            event_id: ev.id.clone(),
-            route: "r".into(),
-            url: "http://127.0.0.1:9/".into(),
-            secret: "whsec_x".into(),
-            event_type: "call.ended".into(),
-            content_type: "application/json".into(),
-            body: b"{}".to_vec(),
-            not_before: processed_at,
-        })
-        .collect();
+    let rows: Vec<NewDelivery> = deliveries.iter().map(|_| new_delivery(t, &ev.id, processed_at)).collect();
     let completion = Completion {
         event: ev.id.clone(),
         tenant: t.clone(),
