@@ -31,6 +31,9 @@ pub struct Config {
     /// A directory of route documents, `<tenant>.json` or `<tenant>.toml`, kept live: watched
     /// for changes and re-read on SIGHUP. Optional; the API works either way.
     pub routes_dir: Option<PathBuf>,
+    /// How the log is written: `text` (for people) or `json` (one object a line, for log
+    /// stores; the event id and tenant are fields of the `span` object).
+    pub log_format: LogFormat,
     pub server: ServerConfig,
     pub secrets: SecretsConfig,
     pub ingest: IngestConfig,
@@ -42,6 +45,14 @@ pub struct Config {
     pub tenant_defaults: TenantPolicy,
     /// Per-tenant overrides by tenant name; fields left out keep `tenant_defaults`.
     pub tenants: BTreeMap<String, TenantOverride>,
+}
+
+/// How the router writes its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The HTTP server's connection limits: what a client that connects and then dawdles, or
@@ -235,6 +246,7 @@ impl Default for Config {
             data_dir: PathBuf::from("switchyard-data"),
             admin_token: None,
             routes_dir: None,
+            log_format: LogFormat::Text,
             server: ServerConfig::default(),
             secrets: SecretsConfig::default(),
             ingest: IngestConfig::default(),

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use switchyard::config::LogFormat;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -66,10 +67,14 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
-        .init();
     let mut config = switchyard::config::Config::load(args.config.as_deref())?;
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| EnvFilter::new("info")));
+    match config.log_format {
+        LogFormat::Text => log.init(),
+        // One JSON object a line, with the current span's fields (event id, tenant).
+        LogFormat::Json => log.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+    }
     if let Some(listen) = args.listen {
         config.listen = listen;
     }

@@ -116,14 +116,16 @@ impl DeliveryWorker {
                 let tenant = job.tenant_id.clone();
                 self.tenant_started(&tenant);
                 let this = self.clone();
-                tasks.spawn(async move {
+                let span = tracing::info_span!("delivery", delivery = %job.id, tenant_id = %job.tenant_id);
+                let work = async move {
                     match admission {
                         Ok(go) => this.attempt(job, go).await,
                         Err(wait) => this.defer(job, wait).await,
                     }
                     drop(permit);
                     this.tenant_finished(&tenant);
-                });
+                };
+                tasks.spawn(tracing::Instrument::instrument(work, span));
             }
             if started == 0 {
                 tokio::select! {

@@ -81,12 +81,15 @@ impl Pipeline {
                 let Some((row, mut run)) = next else { break };
                 started += 1;
                 let this = self.clone();
-                tasks.spawn(async move {
+                // Everything logged while the event is processed carries its id and tenant.
+                let span = tracing::info_span!("event", event = %row.id, tenant = %row.tenant);
+                let work = async move {
                     run.charge(this.process(row).await);
                     drop(run);
                     drop(permit);
                     this.queue.ready.notify_one();
-                });
+                };
+                tasks.spawn(tracing::Instrument::instrument(work, span));
             }
             if shutdown.is_cancelled() {
                 break;
