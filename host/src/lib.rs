@@ -46,6 +46,7 @@ pub mod runtime;
 pub mod signing;
 pub mod sources;
 pub mod store;
+pub mod trace;
 
 use std::path::Path;
 use std::sync::Arc;

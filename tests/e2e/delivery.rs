@@ -97,3 +97,32 @@ async fn redirects_are_failures_not_followed() {
     assert_eq!(dead["last_error"], "HTTP 307");
     r.stop().await;
 }
+
+#[tokio::test]
+async fn a_senders_trace_continues_on_every_delivery_and_retry() {
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let rx = Receiver::start().await;
+    // The first try fails: the retry, read back from the database, carries it too.
+    rx.respond_with(&[500]);
+    let r = forwarding(&rx).await;
+    let body = fixture("crm/lead_created.json");
+    let (status, sent) = r.ingest("acme", "crm", &body, &[("traceparent".into(), PARENT.to_uppercase())]).await;
+    assert_eq!(status, 202, "{sent}");
+    let got = rx.wait_for("/hook", 2, WAIT).await;
+    let sent_on: Vec<&str> = got.iter().map(|d| d.header("traceparent")).collect();
+    for tp in &sent_on {
+        assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-") && tp.ends_with("-01"), "{tp}");
+        assert_ne!(*tp, PARENT, "the delivery is a new span of the trace");
+    }
+    assert_eq!(sent_on[0], sent_on[1], "a retry is the same delivery");
+    let detail = r.get(&format!("/v1/tenants/acme/events/{}", sent["id"].as_str().unwrap())).await;
+    assert_eq!(detail["traceparent"], PARENT, "{detail}");
+
+    // An invalid one is ignored, as the specification says: accepted, and nothing sent on.
+    let other = fixture("crm/deal_created.json");
+    let (status, _) = r.ingest("acme", "crm", &other, &[("traceparent".into(), "00-zz-00-01".into())]).await;
+    assert_eq!(status, 202);
+    let got = rx.wait_for("/hook", 3, WAIT).await;
+    assert_eq!(got[2].header("traceparent"), "");
+    r.stop().await;
+}

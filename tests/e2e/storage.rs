@@ -155,6 +155,7 @@ async fn finished_backlog(store: &Store, tenant: &TenantId, name: &str, n: usize
                 content_type: "application/json".into(),
                 body: raw.clone(),
                 not_before: at,
+                traceparent: None,
             };
             let record = AttemptRecord {
                 started_at: at,

@@ -86,7 +86,14 @@ async fn ingest(
         time: parsed.time,
         subject: parsed.subject,
         data: parsed.data,
-        attributes: Vec::new(),
+        // A sender's trace continues through the router (see `trace`).
+        attributes: headers
+            .get(crate::trace::TRACEPARENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::trace::parse)
+            .map(|t| (crate::trace::TRACEPARENT.to_owned(), t))
+            .into_iter()
+            .collect(),
     };
     let event_type = event.event_type.clone();
     // Answered after the commit that holds the event; the writer hands it to the pipeline.

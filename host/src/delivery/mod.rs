@@ -322,6 +322,7 @@ impl DeliveryWorker {
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
             .header("switchyard-event-type", &job.event_type)
+            .headers(trace_headers(job))
             .body(job.body.clone())
             .send()
             .await
@@ -356,6 +357,15 @@ async fn read_snippet(mut response: reqwest::Response, max: usize) -> Option<Str
         }
     }
     (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned())
+}
+
+/// The `traceparent` header that continues the event's trace, if it arrived with one.
+fn trace_headers(job: &DeliveryJob) -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(value) = job.traceparent.as_deref().and_then(|t| reqwest::header::HeaderValue::from_str(t).ok()) {
+        headers.insert(crate::trace::TRACEPARENT, value);
+    }
+    headers
 }
 
 /// A destination URL as the router's log shows it: scheme, host and port only. Paths and

@@ -274,6 +274,7 @@ async fn run_route_charging(
         return failure(why);
     }
     let not_before = crate::store::now_ms() + first_delivery_delay.as_millis() as i64;
+    let traceparent = crate::store::traceparent_of(event);
     let mut deliveries = Vec::with_capacity(current.len() * route.destinations.len());
     for out in &current {
         for dest in &route.destinations {
@@ -292,6 +293,7 @@ async fn run_route_charging(
                 content_type: dest.format.content_type().to_owned(),
                 body,
                 not_before,
+                traceparent: traceparent.map(crate::trace::child),
             });
         }
     }

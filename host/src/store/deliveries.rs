@@ -24,6 +24,8 @@ pub struct NewDelivery {
     pub body: Vec<u8>,
     /// When the first attempt is due (unix ms): the schedule's first delay after now.
     pub not_before: i64,
+    /// Sent as the `traceparent` header (see `trace`).
+    pub traceparent: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
@@ -91,6 +93,7 @@ pub struct DeliveryJob {
     pub body: Vec<u8>,
     pub attempts: i64,
     pub tries: i64,
+    pub traceparent: Option<String>,
 }
 
 /// Which dead letters to replay: all of a tenant's, narrowed by route, destination URL and
@@ -153,6 +156,7 @@ impl NewDelivery {
             body: self.body.clone(),
             attempts: 0,
             tries: 0,
+            traceparent: self.traceparent.clone(),
         }
     }
 }
@@ -163,11 +167,11 @@ pub(super) async fn insert_deliveries(
     rows: &[(&NewDelivery, Option<i64>)],
     now: i64,
 ) -> Result<()> {
-    // 13 binds a row: 1,000 rows stay below SQLite's 32,766.
+    // 14 binds a row: 1,000 rows stay below SQLite's 32,766.
     for chunk in rows.chunks(1000) {
         let mut q = QueryBuilder::<Sqlite>::new(
             "INSERT INTO deliveries (id, tenant_id, event_id, route, url, secret, event_type, content_type, body,
-                                     next_attempt_at, lease_until, created_at, updated_at, status) ",
+                                     next_attempt_at, lease_until, created_at, updated_at, traceparent, status) ",
         );
         q.push_values(chunk, |mut row, (d, lease)| {
             row.push_bind(&d.id)
@@ -185,6 +189,7 @@ pub(super) async fn insert_deliveries(
                 .push_bind(*lease)
                 .push_bind(now)
                 .push_bind(now)
+                .push_bind(&d.traceparent)
                 .push("'pending'");
         });
         q.build().execute(&mut **tx).await?;
@@ -283,7 +288,7 @@ impl Store {
         // Only each tenant's first `limit` due deliveries can make the batch, so only those
         // are read (one index seek per tenant) and numbered.
         let jobs: Vec<DeliveryJob> = sqlx::query_as(
-            "SELECT id, tenant_id, url, secret, event_type, content_type, body, attempts, tries FROM (
+            "SELECT id, tenant_id, url, secret, event_type, content_type, body, attempts, tries, traceparent FROM (
                  SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn
                  FROM deliveries WHERE id IN (
                      SELECT head.id FROM tenants w JOIN deliveries head ON head.id IN (

@@ -54,6 +54,9 @@ pub struct EventRow {
     /// Why the event is waiting to be tried again, while it is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The W3C `traceparent` the event arrived with (see `trace`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 impl EventRow {
@@ -77,6 +80,7 @@ impl EventRow {
             route_version: None,
             tries: 0,
             last_error: None,
+            traceparent: traceparent_of(ev).map(str::to_owned),
         }
     }
 
@@ -90,7 +94,7 @@ impl EventRow {
             time: chrono::DateTime::parse_from_rfc3339(&self.time).map(|t| t.to_utc()).unwrap_or_default(),
             subject: self.subject.clone(),
             data: self.data.clone(),
-            attributes: Vec::new(),
+            attributes: self.traceparent.iter().map(|t| (crate::trace::TRACEPARENT.to_owned(), t.clone())).collect(),
         }
     }
 }
@@ -127,11 +131,16 @@ pub struct EventDetail {
 }
 
 const COLUMNS: &str = "e.id, e.tenant_id, t.name AS tenant, e.source, e.upstream_id, e.event_type, e.time, e.subject,
-    e.data, e.status, e.received_at, e.processed_at, e.route_version, e.tries, e.last_error";
+    e.data, e.status, e.received_at, e.processed_at, e.route_version, e.tries, e.last_error, e.traceparent";
 
 /// Inserts a batch of accepted events (status `pending`; leased when memory holds them) in
 /// one multi-row statement, with one outcome per event in order. A duplicate, also of an
 /// earlier event in the same batch, is reported with the stored event's id.
+/// The `traceparent` attribute ingest gave the event, if any.
+pub fn traceparent_of(event: &Event) -> Option<&str> {
+    event.attributes.iter().find(|(k, _)| k == crate::trace::TRACEPARENT).map(|(_, v)| v.as_str())
+}
+
 pub(super) async fn insert_batch(
     tx: &mut Transaction<'_, Sqlite>,
     batch: &[(&NewEvent, Option<i64>)],
@@ -144,7 +153,7 @@ pub(super) async fn insert_batch(
     // 11 binds a row, far below SQLite's 32,766.
     for chunk in batch.chunks(1000) {
         let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO events (id, tenant_id, source, upstream_id, event_type, time, subject, data, raw, received_at, lease_until, status) ",
+            "INSERT INTO events (id, tenant_id, source, upstream_id, event_type, time, subject, data, raw, received_at, lease_until, traceparent, status) ",
         );
         q.push_values(chunk, |mut row, (new, lease)| {
             let ev = &new.event;
@@ -159,6 +168,7 @@ pub(super) async fn insert_batch(
                 .push_bind(&new.raw[..])
                 .push_bind(received_at)
                 .push_bind(*lease)
+                .push_bind(traceparent_of(ev))
                 .push("'pending'");
         });
         q.push(" ON CONFLICT (tenant_id, source, upstream_id) DO NOTHING RETURNING id");

@@ -477,6 +477,7 @@ mod tests {
             route_version: None,
             tries: 0,
             last_error: None,
+            traceparent: None,
         }
     }
 
@@ -545,6 +546,7 @@ mod tests {
             body: vec![0; 10],
             attempts: 0,
             tries: 0,
+            traceparent: None,
         }
     }
 

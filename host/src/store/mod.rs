@@ -32,7 +32,7 @@ pub use deliveries::{
     AttemptRecord, AttemptRow, DeadFilter, DeliveryDetail, DeliveryJob, DeliveryRow, DeliveryStatus, NewDelivery,
 };
 pub use destinations::{DestinationRow, DestinationSettings};
-pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteOutcome, RouteResult};
+pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteOutcome, RouteResult, traceparent_of};
 pub use keys::{ApiKey, KEY_PREFIX};
 pub use kv::{KvQuota, KvQuotaError, KvReservation, KvUsage};
 pub use plugins::{NewPluginVersion, PluginVersion, PluginVersionMeta};

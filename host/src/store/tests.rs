@@ -124,6 +124,7 @@ fn new_delivery(tenant: &TenantId, event: &EventId, not_before: i64) -> NewDeliv
         content_type: "application/json".into(),
         body: b"{}".to_vec(),
         not_before,
+        traceparent: None,
     }
 }
 
