@@ -9,6 +9,7 @@ mod cli;
 mod connections;
 mod delivery;
 mod destinations;
+mod health;
 mod hot_reload;
 mod ingest_errors;
 mod lifecycle;

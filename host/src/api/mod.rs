@@ -8,6 +8,7 @@ mod destinations;
 mod error;
 mod events;
 mod fixtures;
+mod health;
 mod ingest;
 mod keys;
 mod plugins;
@@ -17,11 +18,11 @@ mod tenants;
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::FromRequest;
 use axum::middleware;
-use axum::routing::get;
-use axum::{Json, Router};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 pub use auth::Principal;
@@ -54,6 +55,8 @@ pub struct AppState {
     /// Per-tenant in-flight caps and failure budgets, shared with the pipeline: dry runs and
     /// rerun replays run plugins under the same limits as events.
     pub gate: Arc<TenantGate>,
+    /// Cancelled when shutdown begins: `/readyz` answers 503 from then on.
+    pub shutdown: CancellationToken,
 }
 
 /// The whole API.
@@ -69,7 +72,7 @@ pub fn app(state: AppState) -> Router {
         .merge(destinations::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .merge(health::router())
         .merge(ingest::router(&state.config))
         .merge(authenticated)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })

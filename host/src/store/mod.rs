@@ -120,6 +120,13 @@ impl Store {
         store.kv_usage_load().await?;
         Ok(store)
     }
+
+    /// A cheap query that reads the database file (not only a pooled connection), for
+    /// readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1 FROM tenants LIMIT 1").fetch_optional(&self.pool).await?;
+        Ok(())
+    }
 }
 
 /// Creates the database file readable by the router's user only (0600), before SQLite opens
