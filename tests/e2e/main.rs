@@ -13,6 +13,7 @@ mod health;
 mod hot_reload;
 mod ingest_errors;
 mod lifecycle;
+mod lists;
 mod plugins;
 mod reload;
 mod restart;

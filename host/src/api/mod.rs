@@ -11,6 +11,7 @@ mod fixtures;
 mod health;
 mod ingest;
 mod keys;
+mod pages;
 mod plugins;
 mod routes;
 pub mod server;
@@ -93,29 +94,5 @@ impl AppState {
 
     pub async fn tenant_id(&self, name: &str) -> Result<TenantId, ApiError> {
         Ok(self.tenant(name).await?.id)
-    }
-}
-
-/// `?status=&limit=` on list endpoints.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    pub status: Option<String>,
-    pub limit: Option<u32>,
-}
-
-impl ListQuery {
-    /// The status filter, checked against `allowed`, and the limit (default 50, at most 1000).
-    pub fn parse(&self, allowed: &[&str]) -> Result<(Option<&str>, u32), ApiError> {
-        if let Some(s) = &self.status
-            && !allowed.contains(&s.as_str())
-        {
-            return Err(ApiError::BadRequest(format!("status must be one of {}", allowed.join(", "))));
-        }
-        let limit = self.limit.unwrap_or(50);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::BadRequest("limit must be between 1 and 1000".into()));
-        }
-        Ok((self.status.as_deref(), limit))
     }
 }
