@@ -71,6 +71,11 @@ pub struct ServerConfig {
     /// Connections open at once. Past it, a new connection gets a 503 naming this limit and
     /// is closed.
     pub max_connections: usize,
+    /// How long the router keeps serving after shutdown begins, with `/readyz` answering 503,
+    /// before it stops accepting connections: long enough for a load balancer's readiness
+    /// checks to take it out of rotation. `0s` (the default) stops accepting at once.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_delay: Duration,
 }
 
 /// The key that seals source and destination secrets at rest (see `store::secrets`).
@@ -266,6 +271,7 @@ impl Default for ServerConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            shutdown_delay: Duration::ZERO,
         }
     }
 }

@@ -183,6 +183,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         delivery_wake,
         ingest_limits: Arc::default(),
         gate,
+        shutdown: shutdown.clone(),
     };
 
     let workers = CancellationToken::new();
@@ -202,7 +203,21 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
 
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), "switchyard listening");
-    let served = api::server::serve(listener, api::app(state), &config.server, shutdown.clone()).await;
+    // Shutdown begins with `/readyz` answering 503; the server keeps serving for
+    // `server.shutdown_delay` so load balancers notice, then drains.
+    let stop_serving = CancellationToken::new();
+    tokio::spawn({
+        let (begun, stop, delay) = (shutdown.clone(), stop_serving.clone(), config.server.shutdown_delay);
+        async move {
+            begun.cancelled().await;
+            if !delay.is_zero() {
+                tracing::info!(delay = ?delay, "shutdown begun: /readyz answers 503; still serving for server.shutdown_delay");
+                tokio::time::sleep(delay).await;
+            }
+            stop.cancel();
+        }
+    });
+    let served = api::server::serve(listener, api::app(state), &config.server, stop_serving).await;
 
     // Workers first (their last completions and attempts go to the writer), then the writer
     // commits what is queued.

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiJson, AppState, ListQuery};
+use super::pages::{ListQuery, encode_cursor};
+use super::{ApiError, ApiJson, AppState};
 use std::collections::BTreeMap;
 
 use crate::event::{DeliveryId, EventId, TenantId};
@@ -141,14 +142,16 @@ async fn rerun(state: &AppState, tenant: &TenantId, filter: &DeadFilter) -> Resu
     }))
 }
 
+/// One page, newest first; `next_cursor` (null on the last page) resumes the walk.
 async fn list(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
-    let (status, limit) = q.parse(&["pending", "delivered", "dead"])?;
-    Ok(Json(json!({ "deliveries": state.store.list_deliveries(&tenant_id, status, limit).await? })))
+    let q = ListQuery::parse(&pairs, &["pending", "delivered", "dead"])?;
+    let page = state.store.list_deliveries(&tenant_id, &q.filter, q.limit).await?;
+    Ok(Json(json!({ "deliveries": page.rows, "next_cursor": page.next.as_ref().map(encode_cursor) })))
 }
 
 async fn show(

@@ -5,7 +5,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, ListQuery};
+use super::pages::{ListQuery, encode_cursor};
+use super::{ApiError, AppState};
 use crate::event::EventId;
 use crate::store::EventDetail;
 
@@ -13,14 +14,16 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/tenants/{tenant}/events", get(list)).route("/v1/tenants/{tenant}/events/{id}", get(show))
 }
 
+/// One page, newest first; `next_cursor` (null on the last page) resumes the walk.
 async fn list(
     State(state): State<AppState>,
     Path(tenant): Path<String>,
-    Query(q): Query<ListQuery>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
-    let (status, limit) = q.parse(&["pending", "processed"])?;
-    Ok(Json(json!({ "events": state.store.list_events(&tenant_id, status, limit).await? })))
+    let q = ListQuery::parse(&pairs, &["pending", "processed"])?;
+    let page = state.store.list_events(&tenant_id, &q.filter, q.limit).await?;
+    Ok(Json(json!({ "events": page.rows, "next_cursor": page.next.as_ref().map(encode_cursor) })))
 }
 
 async fn show(

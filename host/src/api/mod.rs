@@ -8,8 +8,10 @@ mod destinations;
 mod error;
 mod events;
 mod fixtures;
+mod health;
 mod ingest;
 mod keys;
+mod pages;
 mod plugins;
 mod routes;
 pub mod server;
@@ -17,11 +19,11 @@ mod tenants;
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::FromRequest;
 use axum::middleware;
-use axum::routing::get;
-use axum::{Json, Router};
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 pub use auth::Principal;
@@ -54,6 +56,8 @@ pub struct AppState {
     /// Per-tenant in-flight caps and failure budgets, shared with the pipeline: dry runs and
     /// rerun replays run plugins under the same limits as events.
     pub gate: Arc<TenantGate>,
+    /// Cancelled when shutdown begins: `/readyz` answers 503 from then on.
+    pub shutdown: CancellationToken,
 }
 
 /// The whole API.
@@ -69,7 +73,7 @@ pub fn app(state: AppState) -> Router {
         .merge(destinations::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
-        .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .merge(health::router())
         .merge(ingest::router(&state.config))
         .merge(authenticated)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -90,29 +94,5 @@ impl AppState {
 
     pub async fn tenant_id(&self, name: &str) -> Result<TenantId, ApiError> {
         Ok(self.tenant(name).await?.id)
-    }
-}
-
-/// `?status=&limit=` on list endpoints.
-#[derive(Debug, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    pub status: Option<String>,
-    pub limit: Option<u32>,
-}
-
-impl ListQuery {
-    /// The status filter, checked against `allowed`, and the limit (default 50, at most 1000).
-    pub fn parse(&self, allowed: &[&str]) -> Result<(Option<&str>, u32), ApiError> {
-        if let Some(s) = &self.status
-            && !allowed.contains(&s.as_str())
-        {
-            return Err(ApiError::BadRequest(format!("status must be one of {}", allowed.join(", "))));
-        }
-        let limit = self.limit.unwrap_or(50);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::BadRequest("limit must be between 1 and 1000".into()));
-        }
-        Ok((self.status.as_deref(), limit))
     }
 }

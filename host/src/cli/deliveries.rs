@@ -5,10 +5,12 @@ use serde_json::Value;
 
 use super::client::{Body, Client, Result};
 use super::output::{Output, cell, outln, pretty, print_fields, print_rows, print_table};
+use super::pages::{self, ListArgs};
 
 pub const EXAMPLES: &str = "\
 Examples:
   switchyard deliveries list acme --status dead
+  switchyard deliveries list acme --route slack --since 2026-11-01T00:00:00Z --all   # every page
   switchyard deliveries show acme dlv_01J...      # with every attempt
   switchyard deliveries replay acme dlv_01J...    # same webhook-id, fresh retry schedule
   switchyard deliveries replay acme --route slack --since 2026-11-01T00:00:00Z   # dead letters by filter
@@ -24,9 +26,8 @@ pub enum DeliveriesCommand {
         /// Only deliveries in this state (dead = every attempt failed)
         #[arg(long, value_parser = ["pending", "delivered", "dead"])]
         status: Option<String>,
-        /// At most this many (1-1000) [default: 50]
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        limit: Option<u32>,
+        #[command(flatten)]
+        filters: ListArgs,
     },
     /// Show one delivery with its body and attempt log
     Show { tenant: String, id: String },
@@ -57,11 +58,8 @@ pub enum DeliveriesCommand {
 
 pub async fn run(client: &Client, out: Output, cmd: DeliveriesCommand) -> Result<()> {
     match cmd {
-        DeliveriesCommand::List { tenant, status, limit } => {
-            let mut query = Vec::new();
-            query.extend(status.map(|s| ("status", s)));
-            query.extend(limit.map(|l| ("limit", l.to_string())));
-            let v = client.get_query(&["v1", "tenants", &tenant, "deliveries"], &query).await?;
+        DeliveriesCommand::List { tenant, status, filters } => {
+            let v = pages::list(client, &tenant, "deliveries", status, filters).await?;
             if !out.json(&v) {
                 let rows: Vec<Vec<String>> = v["deliveries"]
                     .as_array()

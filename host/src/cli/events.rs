@@ -4,10 +4,12 @@ use clap::Subcommand;
 
 use super::client::{Client, Result};
 use super::output::{Output, outln, pretty, print_fields, print_table};
+use super::pages::{self, ListArgs};
 
 pub const EXAMPLES: &str = "\
 Examples:
   switchyard events list acme --status pending --limit 20
+  switchyard events list acme --type call.ended --since 2026-11-01T00:00:00Z --all   # every page
   switchyard events show acme evt_01J...          # route results and deliveries of one event";
 
 #[derive(Subcommand, Debug)]
@@ -18,9 +20,8 @@ pub enum EventsCommand {
         /// Only events in this state
         #[arg(long, value_parser = ["pending", "processed"])]
         status: Option<String>,
-        /// At most this many (1-1000) [default: 50]
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
-        limit: Option<u32>,
+        #[command(flatten)]
+        filters: ListArgs,
     },
     /// Show one event: its data, what each route did, its deliveries
     Show { tenant: String, id: String },
@@ -28,11 +29,8 @@ pub enum EventsCommand {
 
 pub async fn run(client: &Client, out: Output, cmd: EventsCommand) -> Result<()> {
     match cmd {
-        EventsCommand::List { tenant, status, limit } => {
-            let mut query = Vec::new();
-            query.extend(status.map(|s| ("status", s)));
-            query.extend(limit.map(|l| ("limit", l.to_string())));
-            let v = client.get_query(&["v1", "tenants", &tenant, "events"], &query).await?;
+        EventsCommand::List { tenant, status, filters } => {
+            let v = pages::list(client, &tenant, "events", status, filters).await?;
             if !out.json(&v) {
                 print_table(
                     &v["events"],

@@ -10,6 +10,7 @@ mod connection;
 mod deliveries;
 mod events;
 mod output;
+mod pages;
 mod plugins;
 mod routes;
 mod scaffold;

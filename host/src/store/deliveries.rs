@@ -139,7 +139,7 @@ pub struct AttemptRecord {
     pub next_attempt_at: Option<i64>,
 }
 
-const ROW: &str = "id, event_id, route, url, event_type, status, attempts,
+pub(super) const ROW: &str = "id, event_id, route, url, event_type, status, attempts,
     CASE WHEN status = 'pending' THEN next_attempt_at END AS next_attempt_at,
     last_status, last_error, superseded_at, created_at, updated_at";
 
@@ -340,24 +340,6 @@ impl Store {
         record_attempts(&mut tx, &refs, now).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    pub async fn list_deliveries(
-        &self,
-        tenant: &TenantId,
-        status: Option<&str>,
-        limit: u32,
-    ) -> Result<Vec<DeliveryRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {ROW} FROM deliveries WHERE tenant_id = ? AND (? IS NULL OR status = ?)
-             ORDER BY created_at DESC, id DESC LIMIT ?"
-        ))
-        .bind(tenant)
-        .bind(status)
-        .bind(status)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
     }
 
     pub(super) async fn deliveries_of_event(&self, event: &EventId) -> Result<Vec<DeliveryRow>> {

@@ -130,7 +130,8 @@ pub struct EventDetail {
     pub deliveries: Vec<DeliveryRow>,
 }
 
-const COLUMNS: &str = "e.id, e.tenant_id, t.name AS tenant, e.source, e.upstream_id, e.event_type, e.time, e.subject,
+pub(super) const COLUMNS: &str =
+    "e.id, e.tenant_id, t.name AS tenant, e.source, e.upstream_id, e.event_type, e.time, e.subject,
     e.data, e.status, e.received_at, e.processed_at, e.route_version, e.tries, e.last_error, e.traceparent";
 
 /// Inserts a batch of accepted events (status `pending`; leased when memory holds them) in
@@ -377,19 +378,6 @@ impl Store {
         complete_batch(&mut tx, &refs, &leases, now).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    pub async fn list_events(&self, tenant: &TenantId, status: Option<&str>, limit: u32) -> Result<Vec<EventRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM events e JOIN tenants t ON t.id = e.tenant_id
-             WHERE e.tenant_id = ? AND (? IS NULL OR e.status = ?) ORDER BY e.received_at DESC, e.id DESC LIMIT ?"
-        ))
-        .bind(tenant)
-        .bind(status)
-        .bind(status)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
     }
 
     pub async fn event_row(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventRow>> {

@@ -11,6 +11,7 @@ mod events;
 pub mod handoff;
 mod keys;
 mod kv;
+mod pages;
 mod plugins;
 mod retention;
 mod routes;
@@ -35,6 +36,7 @@ pub use destinations::{DestinationRow, DestinationSettings};
 pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteOutcome, RouteResult, traceparent_of};
 pub use keys::{ApiKey, KEY_PREFIX};
 pub use kv::{KvQuota, KvQuotaError, KvReservation, KvUsage};
+pub use pages::{ListFilter, Page, PageCursor};
 pub use plugins::{NewPluginVersion, PluginVersion, PluginVersionMeta};
 pub use retention::PruneCursor;
 pub use routes::{RouteOrigin, RouteSetRow, RouteVersionSummary};
@@ -119,6 +121,13 @@ impl Store {
         let store = Self { pool, caches: Arc::default(), keys: Arc::new(keys) };
         store.kv_usage_load().await?;
         Ok(store)
+    }
+
+    /// A cheap query that reads the database file (not only a pooled connection), for
+    /// readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1 FROM tenants LIMIT 1").fetch_optional(&self.pool).await?;
+        Ok(())
     }
 }
 

@@ -89,6 +89,11 @@ impl TestRouter {
         panic!("router did not become healthy");
     }
 
+    /// Begins a graceful stop without waiting for it (finish with `stop`).
+    pub fn begin_stop(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Graceful stop; returns the data directory so a test can inspect or restart on it.
     pub async fn stop(self) -> tempfile::TempDir {
         self.shutdown.cancel();
