@@ -106,12 +106,20 @@ fn deliveries_query<'a>(
     q
 }
 
+/// Statuses of events and deliveries: safe to write into a query as literals.
+const KNOWN_STATUSES: [&str; 5] = ["pending", "processed", "delivered", "dead", "superseded"];
+
 /// The conditions events and deliveries share: status, type, time range and cursor. Each is
 /// added only when given, so SQLite can pick the index that fits (a `? IS NULL OR` form
 /// would hide the column from the planner).
 fn narrow(q: &mut QueryBuilder<'_, Sqlite>, filter: &ListFilter, table: &str, time: &str) {
     if let Some(status) = &filter.status {
-        q.push(format!(" AND {table}status = ")).push_bind(status.clone());
+        // A status the API knows is written as a literal, so SQLite may use the partial
+        // indexes for it (migration 0012); anything else is bound.
+        match KNOWN_STATUSES.iter().find(|known| **known == status.as_str()) {
+            Some(known) => q.push(format!(" AND {table}status = '{known}'")),
+            None => q.push(format!(" AND {table}status = ")).push_bind(status.clone()),
+        };
     }
     if let Some(event_type) = &filter.event_type {
         q.push(format!(" AND {table}event_type = ")).push_bind(event_type.clone());
