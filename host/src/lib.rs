@@ -38,6 +38,7 @@ pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod fixtures;
+pub mod metrics;
 pub mod pipeline;
 pub mod quota;
 pub mod retention;
@@ -101,6 +102,17 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         max_bytes: config.delivery.queue_bytes,
         per_tenant: config.delivery.queue_jobs_per_tenant,
     }));
+    let metrics = Arc::new(metrics::Metrics::new(
+        config.metrics.max_tenant_labels,
+        config.pipeline.concurrency,
+        config.delivery.concurrency,
+    ));
+    // Stored tenants take their labels first, oldest first, so labels survive restarts.
+    let mut tenants = store.list_tenants().await?;
+    tenants.sort_by_key(|t| t.created_at);
+    for tenant in tenants {
+        metrics.tenant(&tenant.id, &tenant.name);
+    }
     let writer_stop = CancellationToken::new();
     let (writer, writer_task) = Writer::spawn(
         WriterParts {
@@ -108,6 +120,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             events: event_queue.clone(),
             deliveries: delivery_queue.clone(),
             max_batch: WRITER_BATCH,
+            metrics: metrics.writer(),
         },
         writer_stop.clone(),
     );
@@ -120,6 +133,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let runtime = Arc::new(
         Runtime::new(&config.plugins, &config.data_dir.join("artifacts"), store.clone())?
             .with_writer(writer.clone())
+            .with_metrics(metrics.clone())
             .with_tenant_limits(config.tenants.keys().map(|name| (name.clone(), config.plugin_limits(name))))
             .with_kv_quotas(
                 KvQuota { max_keys: defaults.max_kv_keys, max_bytes: defaults.max_kv_bytes },
@@ -149,14 +163,18 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         first_delivery_delay: config.delivery.retry_schedule[0],
         limits: pipeline::EventLimitsTable::new(&config),
         gate: gate.clone(),
+        metrics: metrics.clone(),
     });
-    let delivery = Arc::new(DeliveryWorker::new(
-        store.clone(),
-        config.delivery.clone(),
-        delivery_queue,
-        writer.clone(),
-        delivery_wake.clone(),
-    ));
+    let delivery = Arc::new(
+        DeliveryWorker::new(
+            store.clone(),
+            config.delivery.clone(),
+            delivery_queue,
+            writer.clone(),
+            delivery_wake.clone(),
+        )
+        .with_metrics(metrics.clone()),
+    );
     let pruner = Pruner { store: store.clone(), config: config.clone() };
     let routes_dir = match &config.routes_dir {
         Some(dir) => {
@@ -182,6 +200,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         delivery_wake,
         ingest_limits: Arc::default(),
         gate,
+        metrics,
     };
 
     let workers = CancellationToken::new();

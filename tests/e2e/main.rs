@@ -12,6 +12,7 @@ mod destinations;
 mod hot_reload;
 mod ingest_errors;
 mod lifecycle;
+mod metrics;
 mod plugins;
 mod reload;
 mod restart;

@@ -10,6 +10,7 @@ mod events;
 mod fixtures;
 mod ingest;
 mod keys;
+mod metrics;
 mod plugins;
 mod routes;
 pub mod server;
@@ -54,6 +55,8 @@ pub struct AppState {
     /// Per-tenant in-flight caps and failure budgets, shared with the pipeline: dry runs and
     /// rerun replays run plugins under the same limits as events.
     pub gate: Arc<TenantGate>,
+    /// What `GET /metrics` shows; ingest counts its requests here.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The whole API.
@@ -67,6 +70,7 @@ pub fn app(state: AppState) -> Router {
         .merge(events::router())
         .merge(deliveries::router())
         .merge(destinations::router())
+        .merge(metrics::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .route("/healthz", get(|| async { Json(serde_json::json!({"status": "ok"})) }))

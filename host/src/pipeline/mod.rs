@@ -45,6 +45,8 @@ pub struct Pipeline {
     pub limits: EventLimitsTable,
     /// Per-tenant in-flight caps and failure budgets, shared with dry runs and replays.
     pub gate: Arc<TenantGate>,
+    /// Counts the workers in use (`switchyard_slots_in_use{pool="pipeline"}`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Pipeline {
@@ -81,8 +83,10 @@ impl Pipeline {
                 let Some((row, mut run)) = next else { break };
                 started += 1;
                 let this = self.clone();
+                let slot = self.metrics.pipeline_slot();
                 tasks.spawn(async move {
                     run.charge(this.process(row).await);
+                    drop(slot);
                     drop(run);
                     drop(permit);
                     this.queue.ready.notify_one();
