@@ -32,6 +32,8 @@ pub fn router(config: &Config) -> Router<AppState> {
 /// Which tenant and source an ingest request reached, for its count in `/metrics`.
 #[derive(Default)]
 struct Reached {
+    /// Whether the tenant and source were looked up (requests refused before are not).
+    looked_up: bool,
     tenant: Option<Arc<TenantMetrics>>,
     source_known: bool,
 }
@@ -48,6 +50,14 @@ async fn ingest(
         Ok((_, duplicate)) => ["accepted", "duplicate"][usize::from(*duplicate)],
         Err(e) => e.code(),
     };
+    if !reached.looked_up {
+        // Refused before the lookup (content type, body): looked up now for the label only,
+        // from the store's cache.
+        if let Ok(Some((tenant, source))) = state.store.ingest_target(&tenant_name, &source_name).await {
+            reached.source_known = source.is_some();
+            reached.tenant = Some(state.metrics.tenant(&tenant.id, &tenant.name));
+        }
+    }
     let tenant = reached.tenant.unwrap_or_else(|| state.metrics.unknown_tenant());
     state.metrics.ingested(&tenant, reached.source_known.then_some(source_name.as_str()), result);
     answer.map(|(body, _)| (StatusCode::ACCEPTED, Json(body)))
@@ -62,16 +72,16 @@ async fn accept(
     body: Result<Bytes, BytesRejection>,
     reached: &mut Reached,
 ) -> Result<(Value, bool), ApiError> {
+    check_content_type(headers)?;
+    let body = body?;
     // An unknown tenant and an unknown source of a known tenant get the same answer, byte for
     // byte: ingest is public, so it must not tell strangers which tenant names exist.
     let unknown = || ApiError::NotFound("no such tenant or source".into());
-    // Looked up before the content checks, so their refusals are counted under the tenant.
+    reached.looked_up = true;
     let (tenant, source) = state.store.ingest_target(tenant_name, source_name).await?.ok_or_else(unknown)?;
     reached.tenant = Some(state.metrics.tenant(&tenant.id, &tenant.name));
     let source = source.ok_or_else(unknown)?;
     reached.source_known = true;
-    check_content_type(headers)?;
-    let body = body?;
     let format = SourceFormat::from_name(&source.format)
         .ok_or_else(|| ApiError::Internal(format!("stored source format {:?} unknown", source.format)))?;
 
