@@ -19,6 +19,8 @@
 //! - [`delivery`]: the outbox worker, retry schedule, and the guarded HTTP client.
 //! - [`store`]: sqlx over an embedded SQLite file; every state change is transactional.
 //! - [`api`]: the axum HTTP API.
+//! - [`metrics`]: the Prometheus page (`GET /metrics`): handles the hot path records through,
+//!   tenant labels capped into `other`.
 //!
 //! # Running
 //! [`run`] is the one entry point: the binary calls it with a bound listener, and tests call it
