@@ -11,9 +11,11 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod metrics;
 mod plugins;
 mod tenants;
 
+pub use metrics::MetricsConfig;
 pub use plugins::{PluginLimits, PluginLimitsOverride};
 pub use tenants::{Capability, RetentionOverride, TenantOverride, TenantPolicy, TenantRetention};
 
@@ -41,6 +43,7 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     pub delivery: DeliveryConfig,
     pub retention: RetentionConfig,
+    pub metrics: MetricsConfig,
     /// Quotas and grants of every tenant, unless `tenants.<name>` overrides them.
     pub tenant_defaults: TenantPolicy,
     /// Per-tenant overrides by tenant name; fields left out keep `tenant_defaults`.
@@ -259,6 +262,7 @@ impl Default for Config {
             pipeline: PipelineConfig::default(),
             delivery: DeliveryConfig::default(),
             retention: RetentionConfig::default(),
+            metrics: MetricsConfig::default(),
             tenant_defaults: TenantPolicy::default(),
             tenants: BTreeMap::new(),
         }

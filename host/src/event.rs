@@ -31,6 +31,13 @@ macro_rules! prefixed_id {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// When a generated id was made (unix ms, from its ULID); `None` for ids from
+            /// outside that are not ULIDs.
+            pub fn created_ms(&self) -> Option<i64> {
+                let ulid = ulid::Ulid::from_string(self.0.get($prefix.len()..)?).ok()?;
+                i64::try_from(ulid.timestamp_ms()).ok()
+            }
         }
 
         impl fmt::Display for $name {
@@ -153,6 +160,9 @@ mod tests {
         assert!(a.as_str().starts_with("evt_"));
         assert_ne!(a, b);
         assert!(EventId::parse("dlv_123").is_none());
+        let now = chrono::Utc::now().timestamp_millis();
+        assert!((a.created_ms().unwrap() - now).abs() < 5_000, "the ULID's time, read back from lowercase");
+        assert_eq!(EventId::parse("evt_123").unwrap().created_ms(), None);
         assert!(EventId::parse("evt_").is_none());
         assert_eq!(EventId::parse(a.as_str()), Some(a));
     }

@@ -19,6 +19,8 @@
 //! - [`delivery`]: the outbox worker, retry schedule, and the guarded HTTP client.
 //! - [`store`]: sqlx over an embedded SQLite file; every state change is transactional.
 //! - [`api`]: the axum HTTP API.
+//! - [`metrics`]: the Prometheus page (`GET /metrics`): handles the hot path records through,
+//!   tenant labels capped into `other`.
 //!
 //! # Running
 //! [`run`] is the one entry point: the binary calls it with a bound listener, and tests call it
@@ -38,6 +40,7 @@ pub mod config;
 pub mod delivery;
 pub mod event;
 pub mod fixtures;
+pub mod metrics;
 pub mod pipeline;
 pub mod quota;
 pub mod retention;
@@ -102,6 +105,17 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         max_bytes: config.delivery.queue_bytes,
         per_tenant: config.delivery.queue_jobs_per_tenant,
     }));
+    let metrics = Arc::new(metrics::Metrics::new(
+        config.metrics.max_tenant_labels,
+        config.pipeline.concurrency,
+        config.delivery.concurrency,
+    ));
+    // Stored tenants take their labels first, oldest first, so labels survive restarts.
+    let mut tenants = store.list_tenants().await?;
+    tenants.sort_by_key(|t| t.created_at);
+    for tenant in tenants {
+        metrics.tenant(&tenant.id, &tenant.name);
+    }
     let writer_stop = CancellationToken::new();
     let (writer, writer_task) = Writer::spawn(
         WriterParts {
@@ -109,6 +123,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             events: event_queue.clone(),
             deliveries: delivery_queue.clone(),
             max_batch: WRITER_BATCH,
+            metrics: metrics.writer(),
         },
         writer_stop.clone(),
     );
@@ -121,6 +136,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let runtime = Arc::new(
         Runtime::new(&config.plugins, &config.data_dir.join("artifacts"), store.clone())?
             .with_writer(writer.clone())
+            .with_metrics(metrics.clone())
             .with_tenant_limits(config.tenants.keys().map(|name| (name.clone(), config.plugin_limits(name))))
             .with_kv_quotas(
                 KvQuota { max_keys: defaults.max_kv_keys, max_bytes: defaults.max_kv_bytes },
@@ -150,14 +166,18 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         first_delivery_delay: config.delivery.retry_schedule[0],
         limits: pipeline::EventLimitsTable::new(&config),
         gate: gate.clone(),
+        metrics: metrics.clone(),
     });
-    let delivery = Arc::new(DeliveryWorker::new(
-        store.clone(),
-        config.delivery.clone(),
-        delivery_queue,
-        writer.clone(),
-        delivery_wake.clone(),
-    ));
+    let delivery = Arc::new(
+        DeliveryWorker::new(
+            store.clone(),
+            config.delivery.clone(),
+            delivery_queue,
+            writer.clone(),
+            delivery_wake.clone(),
+        )
+        .with_metrics(metrics.clone()),
+    );
     let pruner = Pruner { store: store.clone(), config: config.clone() };
     let routes_dir = match &config.routes_dir {
         Some(dir) => {
@@ -184,6 +204,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         ingest_limits: Arc::default(),
         gate,
         shutdown: shutdown.clone(),
+        metrics,
     };
 
     let workers = CancellationToken::new();

@@ -265,7 +265,8 @@ async fn a_slow_destination_gets_at_most_its_limit_and_others_keep_flowing() {
     assert!(slow_done.load(Ordering::SeqCst) < 10, "the fast delivery did not wait for the slow ones");
     until("slow done", async || (slow_done.load(Ordering::SeqCst) == 10).then_some(())).await;
     assert_eq!(peak.load(Ordering::SeqCst), 2, "never more than max_in_flight at once");
-    assert!(deliveries(&r, "pending").await.is_empty());
+    // The receiver counts a request done before the router has its answer and records it.
+    until("no delivery pending", async || deliveries(&r, "pending").await.is_empty().then_some(())).await;
     r.stop().await;
 }
 

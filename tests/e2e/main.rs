@@ -15,6 +15,7 @@ mod ingest_errors;
 mod lifecycle;
 mod lists;
 mod logs;
+mod metrics;
 mod plugins;
 mod reload;
 mod restart;

@@ -69,6 +69,8 @@ fn authorize_tenant(own: &Tenant, method: &Method, path: &str) -> Result<(), Api
         (Some("v1"), Some("tenants"), Some(_), Some("keys")) => {
             Err(ApiError::Forbidden("API keys are managed with the admin token".into()))
         }
+        // Every tenant's figures: operators only.
+        (Some("metrics"), ..) => Err(ApiError::Forbidden("/metrics needs the admin token".into())),
         _ => Ok(()),
     }
 }
@@ -92,5 +94,6 @@ mod tests {
         assert!(matches!(ok(&Method::GET, "/v1/tenants/globex"), Err(ApiError::NotFound(_))));
         assert!(matches!(ok(&Method::GET, "/v1/tenants/%61cme/events"), Err(ApiError::NotFound(_))));
         assert!(matches!(ok(&Method::POST, "/v1/tenants/acme/keys"), Err(ApiError::Forbidden(_))));
+        assert!(matches!(ok(&Method::GET, "/metrics"), Err(ApiError::Forbidden(_))));
     }
 }

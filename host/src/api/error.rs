@@ -55,6 +55,11 @@ impl ApiError {
         ApiError::Unprocessable { message: message.into(), details: Vec::new() }
     }
 
+    /// The `code` of the error body (also the `result` label of `/metrics`' ingest counter).
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

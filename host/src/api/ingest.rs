@@ -2,6 +2,8 @@
 //! sender in (signature, token or the source's explicit opt-out), store it durably, then answer
 //! 202. Nothing is stored unless every check passes.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -13,6 +15,7 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::config::Config;
 use crate::event::{Event, EventId};
+use crate::metrics::TenantMetrics;
 use crate::signing::{Checks, Secret};
 use crate::sources::{self, SourceError, SourceFormat};
 use crate::store::{InsertOutcome, NewEvent};
@@ -26,19 +29,59 @@ pub fn router(config: &Config) -> Router<AppState> {
         .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
 }
 
+/// Which tenant and source an ingest request reached, for its count in `/metrics`.
+#[derive(Default)]
+struct Reached {
+    /// Whether the tenant and source were looked up (requests refused before are not).
+    looked_up: bool,
+    tenant: Option<Arc<TenantMetrics>>,
+    source_known: bool,
+}
+
 async fn ingest(
     State(state): State<AppState>,
     Path((tenant_name, source_name)): Path<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    check_content_type(&headers)?;
+    let mut reached = Reached::default();
+    let answer = accept(&state, &tenant_name, &source_name, &headers, body, &mut reached).await;
+    let result = match &answer {
+        Ok((_, duplicate)) => ["accepted", "duplicate"][usize::from(*duplicate)],
+        Err(e) => e.code(),
+    };
+    if !reached.looked_up {
+        // Refused before the lookup (content type, body): looked up now for the label only,
+        // from the store's cache.
+        if let Ok(Some((tenant, source))) = state.store.ingest_target(&tenant_name, &source_name).await {
+            reached.source_known = source.is_some();
+            reached.tenant = Some(state.metrics.tenant(&tenant.id, &tenant.name));
+        }
+    }
+    let tenant = reached.tenant.unwrap_or_else(|| state.metrics.unknown_tenant());
+    state.metrics.ingested(&tenant, reached.source_known.then_some(source_name.as_str()), result);
+    answer.map(|(body, _)| (StatusCode::ACCEPTED, Json(body)))
+}
+
+/// The checks and the durable insert; the answer's body and whether it was a duplicate.
+async fn accept(
+    state: &AppState,
+    tenant_name: &str,
+    source_name: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    reached: &mut Reached,
+) -> Result<(Value, bool), ApiError> {
+    check_content_type(headers)?;
     let body = body?;
     // An unknown tenant and an unknown source of a known tenant get the same answer, byte for
     // byte: ingest is public, so it must not tell strangers which tenant names exist.
     let unknown = || ApiError::NotFound("no such tenant or source".into());
-    let (tenant, source) = state.store.ingest_target(&tenant_name, &source_name).await?.ok_or_else(unknown)?;
+    reached.looked_up = true;
+    let (tenant, source) = state.store.ingest_target(tenant_name, source_name).await?.ok_or_else(unknown)?;
+    reached.tenant = Some(state.metrics.tenant(&tenant.id, &tenant.name));
     let source = source.ok_or_else(unknown)?;
+    reached.source_known = true;
     let format = SourceFormat::from_name(&source.format)
         .ok_or_else(|| ApiError::Internal(format!("stored source format {:?} unknown", source.format)))?;
 
@@ -53,10 +96,10 @@ async fn ingest(
     };
     // Before the body is parsed and before the rate limit: a stranger costs one MAC at most,
     // spends none of the tenant's quota and cannot claim an event's id ahead of the vendor.
-    sources::authenticate(format, secret.as_ref(), source.auth.as_ref(), &headers, &body, &checks)
+    sources::authenticate(format, secret.as_ref(), source.auth.as_ref(), headers, &body, &checks)
         .map_err(source_error)?;
     let key = format!("{}/{}", tenant.id, source_name);
-    let parsed = sources::parse(format, &key, &headers, &body).map_err(source_error)?;
+    let parsed = sources::parse(format, &key, headers, &body).map_err(source_error)?;
     crate::event::check_event_type(&parsed.event_type).map_err(ApiError::unprocessable)?;
     // After authentication, so strangers cannot spend a tenant's quota.
     let policy = state.config.policy(&tenant.name);
@@ -81,7 +124,7 @@ async fn ingest(
     let event = Event {
         id: EventId::generate(),
         tenant: tenant.name.clone(),
-        source: source_name,
+        source: source_name.to_owned(),
         event_type: parsed.event_type,
         time: parsed.time,
         subject: parsed.subject,
@@ -110,7 +153,7 @@ async fn ingest(
             return Err(e.into());
         }
     };
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "type": event_type, "duplicate": duplicate}))))
+    Ok((json!({"id": id, "type": event_type, "duplicate": duplicate}), duplicate))
 }
 
 /// Senders use JSON (or CloudEvents JSON); a missing Content-Type is tolerated because some

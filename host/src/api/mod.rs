@@ -11,6 +11,7 @@ mod fixtures;
 mod health;
 mod ingest;
 mod keys;
+mod metrics;
 mod pages;
 mod plugins;
 mod routes;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub gate: Arc<TenantGate>,
     /// Cancelled when shutdown begins: `/readyz` answers 503 from then on.
     pub shutdown: CancellationToken,
+    /// What `GET /metrics` shows; ingest counts its requests here.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The whole API.
@@ -71,6 +74,7 @@ pub fn app(state: AppState) -> Router {
         .merge(events::router())
         .merge(deliveries::router())
         .merge(destinations::router())
+        .merge(metrics::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .merge(health::router())

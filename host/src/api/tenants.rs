@@ -35,7 +35,10 @@ async fn create(
     if !valid_name(&body.name) {
         return Err(ApiError::unprocessable(format!("tenant name: {NAME_RULE}")));
     }
-    Ok((StatusCode::CREATED, Json(state.store.create_tenant(&body.name).await?)))
+    let tenant = state.store.create_tenant(&body.name).await?;
+    // Tenants take their `/metrics` labels in the order they are created.
+    state.metrics.tenant(&tenant.id, &tenant.name);
+    Ok((StatusCode::CREATED, Json(tenant)))
 }
 
 /// Operators see every tenant; a tenant key sees its own.

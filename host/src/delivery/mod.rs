@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use self::guard::{Admission, DestinationGuard};
 use crate::config::DeliveryConfig;
 use crate::event::TenantId;
+use crate::metrics::{AttemptOutcome, Metrics};
 use crate::signing::Secret;
 use crate::store::handoff::DeliveryQueue;
 use crate::store::{AttemptDone, AttemptRecord, DeliveryJob, DeliveryStatus, DestinationRow, Store, Writer, now_ms};
@@ -38,6 +39,7 @@ pub struct DeliveryWorker {
     addresses: address::AddressPolicy,
     /// Attempts in flight per tenant (at most `max_in_flight_per_tenant` each).
     tenants: Mutex<HashMap<TenantId, usize>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl DeliveryWorker {
@@ -54,7 +56,13 @@ impl DeliveryWorker {
         // One attempt to a destination until its row (with its own in-flight limit) is loaded.
         let guard = DestinationGuard::new(1, config.breaker_threshold, config.breaker_cooldown);
         let addresses = config.addresses();
-        Self { store, client, config, queue, writer, wake, guard, addresses, tenants: Mutex::default() }
+        Self { store, client, config, queue, writer, wake, guard, addresses, tenants: Mutex::default(), metrics: None }
+    }
+
+    /// Counts attempts (by tenant and outcome) and slots in use in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     fn tenant_in_flight(&self, tenant: &TenantId) -> usize {
@@ -117,7 +125,9 @@ impl DeliveryWorker {
                 self.tenant_started(&tenant);
                 let this = self.clone();
                 let span = tracing::info_span!("delivery", delivery = %job.id, tenant_id = %job.tenant_id);
+                let slot = self.metrics.as_ref().map(|m| m.delivery_slot());
                 let work = async move {
+                    let _slot = slot;
                     match admission {
                         Ok(go) => this.attempt(job, go).await,
                         Err(wait) => this.defer(job, wait).await,
@@ -213,6 +223,15 @@ impl DeliveryWorker {
         let clock = Instant::now();
         let outcome = self.send(&job, destination.as_ref()).await;
         let duration_ms = clock.elapsed().as_millis() as i64;
+        if let Some(metrics) = &self.metrics {
+            let counted = match &outcome {
+                Ok(sent) => AttemptOutcome::Status(sent.status),
+                Err(e) if e.starts_with(TIMED_OUT) => AttemptOutcome::Timeout,
+                Err(_) => AttemptOutcome::ConnectionError,
+            };
+            let first = (job.attempts == 0).then_some(&job.event_id);
+            metrics.attempt(&metrics.tenant_by_id(&job.tenant_id), counted, first);
+        }
         let (status_code, error, snippet, retry_after, gone) = match outcome {
             Ok(sent) => {
                 let ok = (200..300).contains(&sent.status);
@@ -379,9 +398,12 @@ pub fn url_for_logs(url: &str) -> String {
     }
 }
 
+/// How [`describe`] starts a timeout's error.
+const TIMED_OUT: &str = "timed out";
+
 /// A transport error with its causes, e.g. "timed out" or "connection refused".
 fn describe(e: &reqwest::Error) -> String {
-    let mut msg = if e.is_timeout() { "timed out".to_owned() } else { e.to_string() };
+    let mut msg = if e.is_timeout() { TIMED_OUT.to_owned() } else { e.to_string() };
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         msg.push_str(": ");

@@ -45,6 +45,8 @@ pub struct Pipeline {
     pub limits: EventLimitsTable,
     /// Per-tenant in-flight caps and failure budgets, shared with dry runs and replays.
     pub gate: Arc<TenantGate>,
+    /// Counts the workers in use (`switchyard_slots_in_use{pool="pipeline"}`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Pipeline {
@@ -83,8 +85,10 @@ impl Pipeline {
                 let this = self.clone();
                 // Everything logged while the event is processed carries its id and tenant.
                 let span = tracing::info_span!("event", event = %row.id, tenant = %row.tenant);
+                let slot = self.metrics.pipeline_slot();
                 let work = async move {
                     run.charge(this.process(row).await);
+                    drop(slot);
                     drop(run);
                     drop(permit);
                     this.queue.ready.notify_one();

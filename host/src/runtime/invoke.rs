@@ -67,6 +67,24 @@ pub enum PluginFailure {
 }
 
 impl PluginFailure {
+    /// The failure's kind, as `/metrics` labels it (one of `metrics::PLUGIN_FAILURES`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PluginFailure::Timeout { .. } => "timeout",
+            PluginFailure::MemoryLimit { .. } => "memory_limit",
+            PluginFailure::KvLimit { .. } => "kv_limit",
+            PluginFailure::ComponentMemoryLimit { .. } => "component_memory_limit",
+            PluginFailure::ResourceLimit { .. } => "resource_limit",
+            PluginFailure::RandomLimit { .. } => "random_limit",
+            PluginFailure::Trap { .. } => "trap",
+            PluginFailure::Error { .. } => "error",
+            PluginFailure::InvalidOutput { .. } => "invalid_output",
+            PluginFailure::KvCommit { .. } => "kv_commit",
+            PluginFailure::Instantiate { .. } => "instantiate",
+            PluginFailure::HostFault { .. } => "host_fault",
+        }
+    }
+
     /// Whether running the event again later may succeed: the host was short of something
     /// (a free instance, a working database), or the plugin said so with a `retryable`
     /// error. The pipeline puts such events back instead of failing them for good.
@@ -109,7 +127,14 @@ impl Runtime {
         config: Arc<PluginConfig>,
         event: &Event,
     ) -> Result<Verdict, PluginFailure> {
-        self.call(plugin, tenant_id, config, event, false).await.result
+        let started = Instant::now();
+        let result = self.call(plugin, tenant_id, config, event, false).await.result;
+        if let Some(metrics) = &self.metrics {
+            let tenant = metrics.tenant(tenant_id, &event.tenant);
+            let failure = result.as_ref().err().map(PluginFailure::reason);
+            metrics.plugin_call(&tenant, &plugin.name, started.elapsed(), failure);
+        }
+        result
     }
 
     /// Runs `plugin` like [`Runtime::invoke`], but its kv writes are thrown away (its own

@@ -119,6 +119,8 @@ pub struct Runtime {
     /// Where successful calls' kv writes go (group-committed, read back at once through the
     /// store's overlay). Without one, each call commits its own writes.
     kv_writer: Option<crate::store::Writer>,
+    /// Where calls of the pipeline and replays are counted (dry runs are not).
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     loaded: Mutex<HashMap<PluginId, Arc<LoadedPlugin>>>,
     /// Compile slots (`plugins.compile_concurrency`): compiling takes every core it can get.
     compiles: Arc<Semaphore>,
@@ -183,6 +185,7 @@ impl Runtime {
             engine_hash,
             store,
             kv_writer: None,
+            metrics: None,
             loaded: Mutex::new(HashMap::new()),
             compiles: Arc::new(Semaphore::new(limits.compile_concurrency)),
             ticker_stop,
@@ -192,6 +195,12 @@ impl Runtime {
     /// Sends successful calls' kv writes through the group-committing writer.
     pub fn with_writer(mut self, writer: crate::store::Writer) -> Self {
         self.kv_writer = Some(writer);
+        self
+    }
+
+    /// Counts calls (duration, failures by reason) in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 

@@ -86,6 +86,7 @@ pub struct DeliveryDetail {
 pub struct DeliveryJob {
     pub id: DeliveryId,
     pub tenant_id: TenantId,
+    pub event_id: EventId,
     pub url: String,
     pub secret: String,
     pub event_type: String,
@@ -149,6 +150,7 @@ impl NewDelivery {
         DeliveryJob {
             id: self.id.clone(),
             tenant_id: self.tenant_id.clone(),
+            event_id: self.event_id.clone(),
             url: self.url.clone(),
             secret: self.secret.clone(),
             event_type: self.event_type.clone(),
@@ -288,7 +290,7 @@ impl Store {
         // Only each tenant's first `limit` due deliveries can make the batch, so only those
         // are read (one index seek per tenant) and numbered.
         let jobs: Vec<DeliveryJob> = sqlx::query_as(
-            "SELECT id, tenant_id, url, secret, event_type, content_type, body, attempts, tries, traceparent FROM (
+            "SELECT id, tenant_id, event_id, url, secret, event_type, content_type, body, attempts, tries, traceparent FROM (
                  SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn
                  FROM deliveries WHERE id IN (
                      SELECT head.id FROM tenants w JOIN deliveries head ON head.id IN (
@@ -441,6 +443,18 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok((deliveries.rows_affected(), events.rows_affected()))
+    }
+
+    /// Pending and dead deliveries per tenant, for `/metrics`: `(tenant, "pending" | "dead", n)`.
+    /// Dead letters already replayed (superseded) are not counted.
+    pub async fn delivery_counts(&self) -> Result<Vec<(TenantId, &'static str, u64)>> {
+        let rows: Vec<(TenantId, String, i64)> = sqlx::query_as(
+            "SELECT tenant_id, status, COUNT(*) FROM deliveries
+             WHERE status = 'pending' OR (status = 'dead' AND superseded_at IS NULL) GROUP BY tenant_id, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(t, s, n)| (t, if s == "dead" { "dead" } else { "pending" }, n as u64)).collect())
     }
 
     pub async fn count_deliveries(&self, status: DeliveryStatus) -> Result<i64> {

@@ -141,6 +141,30 @@ impl Store {
         cache.remove(&(tenant.clone(), url.to_owned()));
     }
 
+    /// Destinations per tenant and health, for `/metrics`: `(tenant, "healthy" | "failing" |
+    /// "disabled", n)`.
+    pub async fn destination_health(&self) -> Result<Vec<(TenantId, &'static str, u64)>> {
+        let rows: Vec<(TenantId, i64, i64, i64)> = sqlx::query_as(
+            "SELECT tenant_id, disabled_reason IS NOT NULL, failing_since IS NOT NULL, COUNT(*) FROM destinations
+             GROUP BY 1, 2, 3",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(t, disabled, failing, n)| {
+                let health = if disabled != 0 {
+                    "disabled"
+                } else if failing != 0 {
+                    "failing"
+                } else {
+                    "healthy"
+                };
+                (t, health, n as u64)
+            })
+            .collect())
+    }
+
     pub async fn list_destinations(&self, tenant: &TenantId) -> Result<Vec<DestinationRow>> {
         Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM destinations WHERE tenant_id = ? ORDER BY url"))
             .bind(tenant)

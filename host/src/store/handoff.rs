@@ -539,6 +539,7 @@ mod tests {
         DeliveryJob {
             id: DeliveryId::generate(),
             tenant_id: tenant.clone(),
+            event_id: crate::event::EventId::generate(),
             url: url.into(),
             secret: String::new(),
             event_type: String::new(),

@@ -126,6 +126,8 @@ pub struct WriterParts {
     pub deliveries: Arc<DeliveryQueue>,
     /// Ops per transaction at most.
     pub max_batch: usize,
+    /// Each group commit's size and duration (`/metrics`).
+    pub metrics: crate::metrics::WriterMetrics,
 }
 
 impl Writer {
@@ -263,7 +265,9 @@ async fn run(parts: WriterParts, mut ops: mpsc::Receiver<Op>, stop: Cancellation
         let started = std::time::Instant::now();
         match commit(&parts, &mut conn, &mut ops_now).await {
             Ok(done) => {
-                tracing::debug!(ops = n, us = started.elapsed().as_micros() as u64, "group commit");
+                let took = started.elapsed();
+                tracing::debug!(ops = n, us = took.as_micros() as u64, "group commit");
+                parts.metrics.commit(n, took);
                 commits += 1;
                 if abort_at == Some(commits) {
                     // Exit at once: no handoff, no reply, no destructor, no core file.
