@@ -139,6 +139,23 @@ impl Event {
 }
 
 #[cfg(test)]
+impl Event {
+    /// A `call.ended` event of `tenant` from source `calls` with `{}` data, for unit tests.
+    pub fn sample(tenant: &str) -> Self {
+        Event {
+            id: EventId::generate(),
+            tenant: tenant.into(),
+            source: "calls".into(),
+            event_type: "call.ended".into(),
+            time: "2026-03-25T18:35:00Z".parse().expect("a valid time"),
+            subject: None,
+            data: "{}".into(),
+            attributes: vec![],
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     #[test]
     fn event_types_must_be_header_safe() {

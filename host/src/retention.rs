@@ -94,17 +94,8 @@ mod tests {
     use crate::store::{Completion, NewEvent, RouteOrigin};
 
     async fn processed_event(store: &Store, tenant: &TenantId, name: &str, at: i64) -> EventId {
-        let id = EventId::generate();
-        let event = Event {
-            id: id.clone(),
-            tenant: name.into(),
-            source: "calls".into(),
-            event_type: "call.ended".into(),
-            time: "2026-03-25T18:35:00Z".parse().unwrap(),
-            subject: None,
-            data: "{}".into(),
-            attributes: vec![],
-        };
+        let event = Event::sample(name);
+        let id = event.id.clone();
         let new = NewEvent { tenant_id: tenant.clone(), upstream_id: id.to_string(), event, raw: "{}".into() };
         store.insert_events_at(&[new], at).await.unwrap();
         let done = Completion {

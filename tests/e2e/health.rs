@@ -40,11 +40,7 @@ async fn not_ready_while_a_tenants_stored_routes_do_not_load() {
     r.routes("acme", json!({"routes": [route("r", "calls", &[], &["passthrough"], &rx.url("hook"))]})).await;
     let dir = r.stop().await;
 
-    // Damage the stored version while the router is down: it cannot load at start-up.
-    let url = format!("sqlite://{}", dir.path().join("switchyard.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::query("UPDATE route_sets SET document = '{not json'").execute(&pool).await.unwrap();
-    pool.close().await;
+    crate::support::damage_stored_routes(dir.path()).await;
 
     let r = TestRouter::start_on(dir, |_| {}).await;
     // A stranger learns the count and the reason, not the name.

@@ -92,11 +92,7 @@ async fn events_wait_while_their_tenants_routes_do_not_load() {
     r.routes("acme", doc.clone()).await;
     let dir = r.stop().await;
 
-    // The stored version is damaged while the router is down: it cannot load at start-up.
-    let url = format!("sqlite://{}", dir.path().join("switchyard.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::query("UPDATE route_sets SET document = '{not json'").execute(&pool).await.unwrap();
-    pool.close().await;
+    crate::support::damage_stored_routes(dir.path()).await;
 
     let r = TestRouter::start_on(dir, |_| {}).await;
     let id = r.send("acme", "calls", &fixture("call-tracking/call_ended.json")).await;

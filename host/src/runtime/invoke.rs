@@ -406,16 +406,7 @@ mod tests {
     use crate::config::PluginLimits;
 
     fn input() -> Event {
-        Event {
-            id: EventId::parse("evt_in").unwrap(),
-            tenant: "acme".into(),
-            source: "calls".into(),
-            event_type: "call.ended".into(),
-            time: "2026-03-25T18:35:00Z".parse().unwrap(),
-            subject: None,
-            data: "{}".into(),
-            attributes: vec![],
-        }
+        Event { id: EventId::parse("evt_in").unwrap(), ..Event::sample("acme") }
     }
 
     fn out(data: &str) -> wit::Event {

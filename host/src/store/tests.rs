@@ -8,16 +8,7 @@ async fn store() -> (tempfile::TempDir, Store) {
 }
 
 fn event(tenant: &str) -> Event {
-    Event {
-        id: EventId::generate(),
-        tenant: tenant.into(),
-        source: "calls".into(),
-        event_type: "call.ended".into(),
-        time: "2026-03-25T18:35:00Z".parse().unwrap(),
-        subject: None,
-        data: "{}".into(),
-        attributes: vec![],
-    }
+    Event::sample(tenant)
 }
 
 #[tokio::test]

@@ -28,6 +28,15 @@ pub fn fixture(rel: &str) -> Vec<u8> {
     std::fs::read(plugins::repo_root().join("tests/fixtures").join(rel)).unwrap()
 }
 
+/// Damages every stored route version in the database of a stopped router, so its routes
+/// cannot load at the next start.
+pub async fn damage_stored_routes(data_dir: &Path) {
+    let url = format!("sqlite://{}", data_dir.join("switchyard.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::query("UPDATE route_sets SET document = '{not json'").execute(&pool).await.unwrap();
+    pool.close().await;
+}
+
 /// Fast schedules and short limits, loopback allowed, fixed admin token.
 pub fn test_config(data_dir: &Path) -> Config {
     let mut c = Config { data_dir: data_dir.to_owned(), admin_token: Some(ADMIN_TOKEN.into()), ..Config::default() };
