@@ -332,7 +332,7 @@ impl DeliveryWorker {
         }
         let timeout =
             destination.and_then(|d| d.timeout_ms).map_or(self.config.timeout, |ms| Duration::from_millis(ms as u64));
-        let response = self
+        let mut request = self
             .client
             .post(&job.url)
             .timeout(timeout)
@@ -340,8 +340,12 @@ impl DeliveryWorker {
             .header("webhook-id", job.id.as_str())
             .header("webhook-timestamp", timestamp.to_string())
             .header("webhook-signature", signature)
-            .header("switchyard-event-type", &job.event_type)
-            .headers(trace_headers(job))
+            .header("switchyard-event-type", &job.event_type);
+        // Continues the sender's trace (validated at ingest, see `trace`).
+        if let Some(traceparent) = &job.traceparent {
+            request = request.header(crate::trace::TRACEPARENT, traceparent);
+        }
+        let response = request
             .body(job.body.clone())
             .send()
             .await
@@ -376,15 +380,6 @@ async fn read_snippet(mut response: reqwest::Response, max: usize) -> Option<Str
         }
     }
     (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// The `traceparent` header that continues the event's trace, if it arrived with one.
-fn trace_headers(job: &DeliveryJob) -> reqwest::header::HeaderMap {
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(value) = job.traceparent.as_deref().and_then(|t| reqwest::header::HeaderValue::from_str(t).ok()) {
-        headers.insert(crate::trace::TRACEPARENT, value);
-    }
-    headers
 }
 
 /// A destination URL as the router's log shows it: scheme, host and port only. Paths and
