@@ -198,8 +198,7 @@ pub async fn compile(
                 continue;
             };
             // Grants may have been narrowed since the upload.
-            let imports: Vec<String> = serde_json::from_str(&version.meta.imports).unwrap_or_default();
-            let refused = crate::runtime::ungranted(&imports, &rules.policy.grants);
+            let refused = crate::runtime::ungranted(&version.meta.imports, &rules.policy.grants);
             if !refused.is_empty() {
                 let message = format!("{name}@{}: {}", version.meta.version, refused.join("; "));
                 problems.push(Problem { path: at, message });

@@ -15,17 +15,13 @@ pub struct PluginVersionMeta {
     pub size: i64,
     /// The WIT world the version was validated against.
     pub world: String,
-    /// The interfaces it imports, as a JSON array (validated against the tenant's grants).
-    #[serde(serialize_with = "json_text")]
-    pub imports: String,
+    /// The interfaces it imports (validated against the tenant's grants at upload and at
+    /// every route apply). Stored as a JSON array; a row that does not decode is an error,
+    /// never an empty list, so a damaged row cannot pass a grant check.
+    #[sqlx(json)]
+    pub imports: Vec<String>,
     #[serde(serialize_with = "ms_as_rfc3339")]
     pub created_at: i64,
-}
-
-/// Writes stored JSON text as JSON, not as a string.
-fn json_text<S: serde::Serializer>(text: &str, s: S) -> std::result::Result<S::Ok, S::Error> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(serde::ser::Error::custom)?;
-    serde::Serialize::serialize(&value, s)
 }
 
 /// What an upload stores besides the bytes.

@@ -191,6 +191,21 @@ async fn plugin_and_route_versions_count_up_per_tenant() {
 }
 
 #[tokio::test]
+async fn a_damaged_import_list_is_an_error_not_an_empty_list() {
+    let (_d, s) = store().await;
+    let a = s.create_tenant("a").await.unwrap();
+    let imports = ["switchyard:plugin/kv".to_owned()];
+    let new = NewPluginVersion { sha256: "h", world: "w", imports: &imports, wasm: b"x" };
+    s.insert_plugin_version(&a.id, "p", &new).await.unwrap();
+    assert_eq!(s.plugin_version(&a.id, "p", None).await.unwrap().unwrap().meta.imports, imports);
+
+    // An empty list would pass every grant check: a row that does not decode must not.
+    sqlx::query("UPDATE plugins SET imports = '{damaged'").execute(&s.pool).await.unwrap();
+    assert!(s.plugin_version(&a.id, "p", None).await.is_err());
+    assert!(s.plugin_versions(&a.id, "p").await.is_err());
+}
+
+#[tokio::test]
 async fn api_keys_resolve_to_their_tenant_until_revoked() {
     let (_d, s) = store().await;
     let a = s.create_tenant("a").await.unwrap();
