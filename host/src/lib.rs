@@ -107,8 +107,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }));
     let metrics = Arc::new(metrics::Metrics::new(
         config.metrics.max_tenant_labels,
-        config.pipeline.concurrency,
-        config.delivery.concurrency,
+        metrics::PoolSizes {
+            pipeline: config.pipeline.concurrency,
+            delivery: config.delivery.concurrency,
+            wasm: config.plugins.max_instances as usize,
+        },
     ));
     // Stored tenants take their labels first, oldest first, so labels survive restarts.
     let mut tenants = store.list_tenants().await?;

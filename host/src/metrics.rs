@@ -123,7 +123,20 @@ pub struct Metrics {
     unknown: Arc<TenantMetrics>,
     pipeline_slots: Gauge,
     delivery_slots: Gauge,
+    /// Set at each scrape from the engine's pooling allocator (see `render`).
+    wasm_slots: Gauge,
     writer: WriterMetrics,
+}
+
+/// The configured size of each worker pool, shown as `switchyard_slots{pool}`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSizes {
+    /// `pipeline.concurrency`
+    pub pipeline: usize,
+    /// `delivery.concurrency`
+    pub delivery: usize,
+    /// `plugins.max_instances`: the wasmtime instance pool's component slots.
+    pub wasm: usize,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -183,8 +196,7 @@ impl Drop for SlotGuard {
 }
 
 impl Metrics {
-    /// `pipeline_slots` and `delivery_slots` are the pools' sizes, shown as `switchyard_slots`.
-    pub fn new(max_tenant_labels: usize, pipeline_slots: usize, delivery_slots: usize) -> Self {
+    pub fn new(max_tenant_labels: usize, pools: PoolSizes) -> Self {
         let recorder = PrometheusBuilder::new()
             .set_buckets(SECONDS)
             .expect("non-empty buckets")
@@ -223,20 +235,26 @@ impl Metrics {
             "Deliveries pending (not yet delivered) or dead (retries exhausted, not replayed), by tenant and status.",
         );
         describe(names::DESTINATIONS, None, "Destinations by tenant and health (healthy, failing, disabled).");
-        describe(names::SLOTS_IN_USE, None, "Worker slots busy, by pool (pipeline, delivery).");
-        describe(names::SLOTS, None, "Worker slots configured, by pool (pipeline.concurrency, delivery.concurrency).");
+        describe(names::SLOTS_IN_USE, None, "Slots busy, by pool (pipeline, delivery workers; wasm instances).");
+        describe(
+            names::SLOTS,
+            None,
+            "Slots configured, by pool (pipeline.concurrency, delivery.concurrency, plugins.max_instances).",
+        );
         describe(names::BATCH, None, "Writes per group commit of the writer.");
         describe(names::COMMIT, Some(Unit::Seconds), "Duration of the writer's group commits.");
 
         let gauge = |name: &'static str, pool: &'static str| {
             recorder.register_gauge(&Key::from_parts(name, vec![Label::from_static_parts("pool", pool)]), &META)
         };
-        gauge(names::SLOTS, "pipeline").set(pipeline_slots as f64);
-        gauge(names::SLOTS, "delivery").set(delivery_slots as f64);
-        let (pipeline_slots, delivery_slots) =
-            (gauge(names::SLOTS_IN_USE, "pipeline"), gauge(names::SLOTS_IN_USE, "delivery"));
+        gauge(names::SLOTS, "pipeline").set(pools.pipeline as f64);
+        gauge(names::SLOTS, "delivery").set(pools.delivery as f64);
+        gauge(names::SLOTS, "wasm").set(pools.wasm as f64);
+        let [pipeline_slots, delivery_slots, wasm_slots] =
+            ["pipeline", "delivery", "wasm"].map(|pool| gauge(names::SLOTS_IN_USE, pool));
         pipeline_slots.set(0.0);
         delivery_slots.set(0.0);
+        wasm_slots.set(0.0);
         let writer = WriterMetrics {
             batch: recorder.register_histogram(&Key::from_static_name(names::BATCH), &META),
             commit: recorder.register_histogram(&Key::from_static_name(names::COMMIT), &META),
@@ -250,6 +268,7 @@ impl Metrics {
             unknown: Arc::new(TenantMetrics::new(SharedString::const_str(UNKNOWN), true)),
             pipeline_slots,
             delivery_slots,
+            wasm_slots,
             writer,
         }
     }
@@ -381,7 +400,10 @@ impl Metrics {
     }
 
     /// The page: stored state read now, then everything rendered in the text format.
-    pub async fn render(&self, store: &Store) -> Result<String, StoreError> {
+    /// `wasm_in_use` is the plugin runtime's live component instances
+    /// (`Runtime::instances_in_use`), read when scraped rather than counted per call.
+    pub async fn render(&self, store: &Store, wasm_in_use: u64) -> Result<String, StoreError> {
+        self.wasm_slots.set(wasm_in_use as f64);
         let pending = store.pending_per_tenant().await?;
         let deliveries = store.delivery_counts().await?;
         let destinations = store.destination_health().await?;
@@ -458,7 +480,7 @@ mod tests {
 
     #[test]
     fn tenants_past_the_cap_share_other() {
-        let m = Metrics::new(2, 1, 1);
+        let m = Metrics::new(2, PoolSizes { pipeline: 1, delivery: 1, wasm: 1 });
         let ids: Vec<TenantId> = (0..4).map(|_| TenantId::generate()).collect();
         let labels: Vec<String> =
             ids.iter().enumerate().map(|(i, id)| m.tenant(id, &format!("t{i}")).label.to_string()).collect();

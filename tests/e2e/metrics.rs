@@ -139,6 +139,10 @@ async fn metrics_count_ingest_plugins_and_deliveries() {
     let concurrency = switchyard::config::Config::default().pipeline.concurrency as f64;
     assert_eq!(value(&page, "switchyard_slots", &[("pool", "pipeline")]), Some(concurrency));
     assert!(value(&page, "switchyard_slots_in_use", &[("pool", "delivery")]).is_some());
+    let instances = switchyard::config::Config::default().plugins.max_instances as f64;
+    assert_eq!(value(&page, "switchyard_slots", &[("pool", "wasm")]), Some(instances));
+    // Every call has finished and dropped its instance back into the pool.
+    assert_eq!(value(&page, "switchyard_slots_in_use", &[("pool", "wasm")]), Some(0.0));
     let commits = value(&page, "switchyard_writer_batch_writes_count", &[]).unwrap();
     assert!(commits >= 1.0, "the writer committed at least once");
     assert_eq!(value(&page, "switchyard_writer_commit_duration_seconds_count", &[]), Some(commits));
@@ -178,5 +182,29 @@ async fn metrics_need_the_admin_token() {
     assert_eq!(r.http.get(&url).bearer_auth("not-the-token").send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.http.get(&url).bearer_auth(&key).send().await.unwrap().status(), StatusCode::FORBIDDEN);
     assert_eq!(r.http.get(&url).bearer_auth(ADMIN_TOKEN).send().await.unwrap().status(), StatusCode::OK);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn wasm_slots_in_use_count_the_calls_running_now() {
+    let rx = Receiver::start().await;
+    // A plugin that never returns holds its instance until the CPU deadline ends the call.
+    let r = TestRouter::start_with(|c| c.plugins.timeout = Duration::from_secs(3)).await;
+    r.tenant("acme").await;
+    r.source("acme", "crm", "crm", None).await;
+    r.plugin("acme", "hostile-loop").await;
+    r.routes("acme", json!({"routes": [route("spin", "crm", &[], &["hostile-loop"], &rx.url("never"))]})).await;
+    let in_use = |page: &Scrape| value(page, "switchyard_slots_in_use", &[("pool", "wasm")]);
+    assert_eq!(in_use(&scrape(&r).await), Some(0.0));
+
+    let event = r.send("acme", "crm", &fixture("crm/lead_created.json")).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while in_use(&scrape(&r).await) != Some(1.0) {
+        assert!(tokio::time::Instant::now() < deadline, "the running call never showed as a wasm slot in use");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The deadline ends the call and its instance goes back to the pool.
+    assert_eq!(r.processed("acme", &event).await["routes"][0]["outcome"], "failed");
+    assert_eq!(in_use(&scrape(&r).await), Some(0.0));
     r.stop().await;
 }

@@ -17,6 +17,6 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let page = state.metrics.render(&state.store).await?;
+    let page = state.metrics.render(&state.store, state.runtime.instances_in_use()).await?;
     Ok(([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page))
 }

@@ -134,6 +134,12 @@ impl Drop for Runtime {
 }
 
 impl Runtime {
+    /// Component instances alive now in the engine's instance pool (at most
+    /// `plugins.max_instances`): calls running, and dry runs.
+    pub fn instances_in_use(&self) -> u64 {
+        self.engine.pooling_allocator_metrics().map_or(0, |m| m.component_instances())
+    }
+
     /// Builds the engine and linker and starts the epoch ticker. `artifacts` caches compiled
     /// components on disk.
     pub fn new(limits: &PluginLimits, artifacts: &Path, store: Store) -> Result<Self, RuntimeError> {
