@@ -192,4 +192,6 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 #[cfg(test)]
+mod schema_tests;
+#[cfg(test)]
 mod tests;
