@@ -19,6 +19,7 @@
 //! - [`delivery`]: the outbox worker, retry schedule, and the guarded HTTP client.
 //! - [`store`]: sqlx over an embedded SQLite file; every state change is transactional.
 //! - [`api`]: the axum HTTP API.
+//! - [`trace`]: W3C trace context, and the router's own spans exported over OTLP when configured.
 //! - [`metrics`]: the Prometheus page (`GET /metrics`): handles the hot path records through,
 //!   tenant labels capped into `other`.
 //!
