@@ -97,7 +97,10 @@ mod tests {
         TracingConfig::default().validate().unwrap();
         let bare = with_endpoint("http://collector:4318");
         assert_eq!(bare.traces_url().as_deref(), Some("http://collector:4318/v1/traces"));
-        assert_eq!(with_endpoint("http://collector:4318/").traces_url().as_deref(), Some("http://collector:4318/v1/traces"));
+        assert_eq!(
+            with_endpoint("http://collector:4318/").traces_url().as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
         let full = with_endpoint("https://otel.example/custom/traces");
         assert_eq!(full.traces_url().as_deref(), Some("https://otel.example/custom/traces"));
     }

@@ -25,10 +25,10 @@ use crate::event::{DeliveryId, Event, TenantId};
 use crate::routes::{BodyFormat, CompiledRoute, RouteTable};
 use crate::runtime::{Runtime, Verdict};
 use crate::store::handoff::EventQueue;
-use crate::trace::{KeyValue, Span, SpanKind, Tracer};
 use crate::store::{
     Completion, EventRetry, EventRow, LEASE, NewDelivery, RouteOutcome, RouteResult, Store, Writer, now_ms,
 };
+use crate::trace::{KeyValue, Span, SpanKind, Tracer};
 
 /// What the pipeline needs.
 pub struct Pipeline {

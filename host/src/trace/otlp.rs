@@ -87,7 +87,7 @@ impl Tracer {
         attributes: impl FnOnce() -> Vec<KeyValue>,
     ) -> Span {
         let Some(tracer) = &self.0 else { return Span(None) };
-        let parent = traceparent.and_then(|t| remote(t)).unwrap_or_else(SpanContext::empty_context);
+        let parent = traceparent.and_then(remote).unwrap_or_else(SpanContext::empty_context);
         Span::start(tracer, name, kind, parent, attributes)
     }
 }

@@ -11,8 +11,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message as _;
 
@@ -109,7 +109,11 @@ impl Collector {
     }
 }
 
-async fn export(State(spans): State<Arc<Mutex<Vec<ExportedSpan>>>>, headers: HeaderMap, body: Bytes) -> (StatusCode, Vec<u8>) {
+async fn export(
+    State(spans): State<Arc<Mutex<Vec<ExportedSpan>>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, Vec<u8>) {
     // OTLP/HTTP with the binary protobuf encoding, as the specification names it.
     let content_type = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     if content_type != "application/x-protobuf" {
