@@ -136,3 +136,25 @@ async fn each_attempt_is_a_span_and_an_event_without_a_sender_trace_starts_one()
     assert_eq!(delivered[1].header("traceparent"), format!("00-{trace}-{}-01", second.span_id()));
     r.stop().await;
 }
+
+#[tokio::test]
+async fn a_trace_the_sender_did_not_sample_is_continued_but_not_exported() {
+    const UNSAMPLED: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    let (collector, rx) = (Collector::start().await, Receiver::start().await);
+    let r = traced(&collector, &rx).await;
+    let (status, skipped) =
+        r.ingest("acme", "crm", &fixture("crm/lead_created.json"), &[("traceparent".into(), UNSAMPLED.into())]).await;
+    assert_eq!(status, 202, "{skipped}");
+    let delivered = rx.wait_for("/hook", 1, WAIT).await;
+    let header = delivered[0].header("traceparent");
+    assert!(header.starts_with("00-0af7651916cd43dd8448eb211c80319c-") && header.ends_with("-00"), "{header}");
+    // Shutdown sends every span still queued: after it, what is missing was never recorded.
+    let sampled = r.send("acme", "crm", &fixture("crm/deal_created.json")).await;
+    rx.wait_for("/hook", 2, WAIT).await;
+    tree(&collector, &sampled, 1).await;
+    r.stop().await;
+    let spans = collector.spans();
+    let id = skipped["id"].as_str().unwrap();
+    assert!(spans.iter().all(|s| s.attr("event.id").as_deref() != Some(id)), "{spans:#?}");
+    assert!(spans.iter().all(|s| s.trace_id() != "0af7651916cd43dd8448eb211c80319c"));
+}
