@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 mod metrics;
 mod plugins;
 mod tenants;
+mod traces;
 
 pub use metrics::MetricsConfig;
 pub use plugins::{PluginLimits, PluginLimitsOverride};
 pub use tenants::{Capability, RetentionOverride, TenantOverride, TenantPolicy, TenantRetention};
+pub use traces::TracingConfig;
 
 /// Top-level configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +46,8 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     pub retention: RetentionConfig,
     pub metrics: MetricsConfig,
+    /// OpenTelemetry traces over OTLP; off unless `tracing.otlp_endpoint` is set.
+    pub tracing: TracingConfig,
     /// Quotas and grants of every tenant, unless `tenants.<name>` overrides them.
     pub tenant_defaults: TenantPolicy,
     /// Per-tenant overrides by tenant name; fields left out keep `tenant_defaults`.
@@ -263,6 +267,7 @@ impl Default for Config {
             delivery: DeliveryConfig::default(),
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
+            tracing: TracingConfig::default(),
             tenant_defaults: TenantPolicy::default(),
             tenants: BTreeMap::new(),
         }
@@ -533,6 +538,7 @@ impl Config {
                 return Err(ConfigError::Invalid(format!("{name}: events and route_versions must be > 0")));
             }
         }
+        self.tracing.validate()?;
         if let Some(token) = &self.admin_token
             && token.len() < 16
         {

@@ -19,6 +19,7 @@
 //! - [`delivery`]: the outbox worker, retry schedule, and the guarded HTTP client.
 //! - [`store`]: sqlx over an embedded SQLite file; every state change is transactional.
 //! - [`api`]: the axum HTTP API.
+//! - [`trace`]: W3C trace context, and the router's own spans exported over OTLP when configured.
 //! - [`metrics`]: the Prometheus page (`GET /metrics`): handles the hot path records through,
 //!   tenant labels capped into `other`.
 //!
@@ -89,6 +90,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     if resealed > 0 {
         tracing::info!(resealed, "stored secrets sealed under the current secrets key");
     }
+    // Spans of events and attempts go to the collector, if one is configured (`trace::otlp`).
+    let (tracer, exporter) = trace::otlp::start(&config.tracing).context("starting the OTLP trace exporter")?;
     let (deliveries, events) = store.release_leases().await?;
     if deliveries + events > 0 {
         tracing::info!(deliveries, events, "resuming work interrupted by the last stop");
@@ -170,6 +173,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         limits: pipeline::EventLimitsTable::new(&config),
         gate: gate.clone(),
         metrics: metrics.clone(),
+        tracer: tracer.clone(),
     });
     let delivery = Arc::new(
         DeliveryWorker::new(
@@ -179,7 +183,8 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
             writer.clone(),
             delivery_wake.clone(),
         )
-        .with_metrics(metrics.clone()),
+        .with_metrics(metrics.clone())
+        .with_tracer(tracer.clone()),
     );
     let pruner = Pruner { store: store.clone(), config: config.clone() };
     let routes_dir = match &config.routes_dir {
@@ -208,6 +213,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         gate,
         shutdown: shutdown.clone(),
         metrics,
+        tracer,
     };
 
     let workers = CancellationToken::new();
@@ -256,6 +262,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     .await;
     if drained.is_err() {
         tracing::warn!("shutdown deadline reached; unfinished work resumes on next start");
+    }
+    if let Some(exporter) = exporter {
+        exporter.shutdown().await;
     }
     served.context("serving HTTP")
 }

@@ -27,5 +27,6 @@ mod secrets;
 mod source_auth;
 mod storage;
 mod tenancy;
+mod traces;
 mod transient;
 mod vendors;

@@ -60,6 +60,11 @@ impl ApiError {
         self.status_and_code().1
     }
 
+    /// The HTTP status the error answers with (also recorded on the ingest span).
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),

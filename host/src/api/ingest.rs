@@ -19,6 +19,7 @@ use crate::metrics::TenantMetrics;
 use crate::signing::{Checks, Secret};
 use crate::sources::{self, SourceError, SourceFormat};
 use crate::store::{InsertOutcome, NewEvent};
+use crate::trace::{KeyValue, Span, SpanKind, TRACEPARENT};
 
 /// What a sender is told to wait when its tenant's backlog is full.
 const BACKLOG_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
@@ -45,7 +46,15 @@ async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let mut reached = Reached::default();
-    let answer = accept(&state, &tenant_name, &source_name, &headers, body, &mut reached).await;
+    // A sender's trace continues through the router (see `trace`); with tracing on, the
+    // event's tree starts here, and what is stored with the event names this span.
+    let sent = headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()).and_then(crate::trace::parse);
+    let mut span = state.tracer.start("ingest", SpanKind::Server, sent.as_deref(), || {
+        vec![KeyValue::new("source", source_name.clone()), KeyValue::new("http.request.method", "POST")]
+    });
+    let traceparent = span.traceparent().or(sent);
+    let answer = accept(&state, &tenant_name, &source_name, &headers, body, traceparent, &mut reached).await;
+    record(&mut span, &answer, reached.tenant.is_some().then_some(tenant_name.as_str()));
     let result = match &answer {
         Ok((_, duplicate)) => ["accepted", "duplicate"][usize::from(*duplicate)],
         Err(e) => e.code(),
@@ -70,6 +79,7 @@ async fn accept(
     source_name: &str,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    traceparent: Option<String>,
     reached: &mut Reached,
 ) -> Result<(Value, bool), ApiError> {
     check_content_type(headers)?;
@@ -129,14 +139,7 @@ async fn accept(
         time: parsed.time,
         subject: parsed.subject,
         data: parsed.data,
-        // A sender's trace continues through the router (see `trace`).
-        attributes: headers
-            .get(crate::trace::TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(crate::trace::parse)
-            .map(|t| (crate::trace::TRACEPARENT.to_owned(), t))
-            .into_iter()
-            .collect(),
+        attributes: traceparent.map(|t| (TRACEPARENT.to_owned(), t)).into_iter().collect(),
     };
     let event_type = event.event_type.clone();
     // Answered after the commit that holds the event; the writer hands it to the pipeline.
@@ -154,6 +157,25 @@ async fn accept(
         }
     };
     Ok((json!({"id": id, "type": event_type, "duplicate": duplicate}), duplicate))
+}
+
+/// The ingest span's outcome: the event's id and tenant, or why it was refused.
+fn record(span: &mut Span, answer: &Result<(Value, bool), ApiError>, tenant: Option<&str>) {
+    if let Some(tenant) = tenant {
+        span.set("tenant", || tenant.to_owned());
+    }
+    match answer {
+        Ok((body, duplicate)) => {
+            span.set("event.id", || body["id"].as_str().unwrap_or_default().to_owned());
+            span.set("ingest.duplicate", || *duplicate);
+            span.set("http.response.status_code", || i64::from(StatusCode::ACCEPTED.as_u16()));
+        }
+        Err(e) => {
+            span.set("http.response.status_code", || i64::from(e.status().as_u16()));
+            span.set("error.type", || e.code());
+            span.fail(|| e.code().to_owned());
+        }
+    }
 }
 
 /// Senders use JSON (or CloudEvents JSON); a missing Content-Type is tolerated because some

@@ -61,6 +61,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// What `GET /metrics` shows; ingest counts its requests here.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Starts each event's trace at ingest (off unless `[tracing]` is configured).
+    pub tracer: crate::trace::Tracer,
 }
 
 /// The whole API.

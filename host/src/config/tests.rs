@@ -146,3 +146,19 @@ fn per_component_and_compile_bounds_are_checked() {
     c.plugins.max_core_instances_per_component = u32::MAX;
     assert!(c.validate().unwrap_err().to_string().contains("the pool's size"));
 }
+
+#[test]
+fn tracing_is_switched_on_from_the_environment_and_checked() {
+    figment::Jail::expect_with(|jail| {
+        assert_eq!(Config::load(None).map_err(|e| e.to_string())?.tracing.traces_url(), None, "off by default");
+        jail.set_env("SWITCHYARD_TRACING__OTLP_ENDPOINT", "http://localhost:4318");
+        jail.set_env("SWITCHYARD_TRACING__EXPORT_INTERVAL", "1s");
+        let c = Config::load(None).map_err(|e| e.to_string())?;
+        assert_eq!(c.tracing.traces_url().as_deref(), Some("http://localhost:4318/v1/traces"));
+        assert_eq!(c.tracing.export_interval, Duration::from_secs(1));
+        jail.set_env("SWITCHYARD_TRACING__SAMPLING_RATIO", "2");
+        let err = Config::load(None).unwrap_err().to_string();
+        assert!(err.contains("tracing.sampling_ratio"), "{err}");
+        Ok(())
+    });
+}

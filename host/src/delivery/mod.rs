@@ -10,6 +10,7 @@ pub mod address;
 pub mod client;
 pub mod guard;
 pub mod schedule;
+mod traced;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,7 @@ use crate::metrics::{AttemptOutcome, Metrics};
 use crate::signing::Secret;
 use crate::store::handoff::DeliveryQueue;
 use crate::store::{AttemptDone, AttemptRecord, DeliveryJob, DeliveryStatus, DestinationRow, Store, Writer, now_ms};
+use crate::trace::Tracer;
 
 pub struct DeliveryWorker {
     pub store: Store,
@@ -40,6 +42,9 @@ pub struct DeliveryWorker {
     /// Attempts in flight per tenant (at most `max_in_flight_per_tenant` each).
     tenants: Mutex<HashMap<TenantId, usize>>,
     metrics: Option<Arc<Metrics>>,
+    /// Records each attempt as a span (off: nothing), naming tenants from `names`.
+    tracer: Tracer,
+    names: traced::TenantNames,
 }
 
 impl DeliveryWorker {
@@ -56,7 +61,27 @@ impl DeliveryWorker {
         // One attempt to a destination until its row (with its own in-flight limit) is loaded.
         let guard = DestinationGuard::new(1, config.breaker_threshold, config.breaker_cooldown);
         let addresses = config.addresses();
-        Self { store, client, config, queue, writer, wake, guard, addresses, tenants: Mutex::default(), metrics: None }
+        Self {
+            store,
+            client,
+            config,
+            queue,
+            writer,
+            wake,
+            guard,
+            addresses,
+            tenants: Mutex::default(),
+            metrics: None,
+            tracer: Tracer::default(),
+            names: traced::TenantNames::default(),
+        }
+    }
+
+    /// Records each attempt as a `delivery attempt` span with `tracer`, and sends its id as
+    /// the `traceparent` header.
+    pub fn with_tracer(mut self, tracer: Tracer) -> Self {
+        self.tracer = tracer;
+        self
     }
 
     /// Counts attempts (by tenant and outcome) and slots in use in `metrics`.
@@ -219,9 +244,13 @@ impl DeliveryWorker {
         }
 
         let attempt = job.attempts + 1;
+        let mut span = self.start_span(&job, attempt).await;
+        // The attempt's own span id when tracing, so the receiver's spans nest under it.
+        let traceparent = span.traceparent();
+        let traceparent = traceparent.as_deref().or(job.traceparent.as_deref());
         let started_at = now_ms();
         let clock = Instant::now();
-        let outcome = self.send(&job, destination.as_ref()).await;
+        let outcome = self.send(&job, destination.as_ref(), traceparent).await;
         let duration_ms = clock.elapsed().as_millis() as i64;
         if let Some(metrics) = &self.metrics {
             let counted = match &outcome {
@@ -262,6 +291,8 @@ impl DeliveryWorker {
         if status == DeliveryStatus::Dead {
             tracing::warn!(delivery = %job.id, url = %url_for_logs(&job.url), attempts = attempt, "dead-lettered: {}", error.as_deref().unwrap_or(""));
         }
+        traced::outcome(&mut span, status_code, error.as_deref(), status);
+        drop(span);
         self.update_health(&job, destination.as_ref(), error.as_deref(), gone).await;
         let record = AttemptRecord {
             started_at,
@@ -316,7 +347,12 @@ impl DeliveryWorker {
         }
     }
 
-    async fn send(&self, job: &DeliveryJob, destination: Option<&DestinationRow>) -> Result<Sent, String> {
+    async fn send(
+        &self,
+        job: &DeliveryJob,
+        destination: Option<&DestinationRow>,
+        traceparent: Option<&str>,
+    ) -> Result<Sent, String> {
         client::check_literal_host(&job.url, &self.addresses)?;
         // The destination's current secret (rotations apply to retries too); the delivery's
         // own copy only for rows older than the destinations table.
@@ -342,7 +378,7 @@ impl DeliveryWorker {
             .header("webhook-signature", signature)
             .header("switchyard-event-type", &job.event_type);
         // Continues the sender's trace (validated at ingest, see `trace`).
-        if let Some(traceparent) = &job.traceparent {
+        if let Some(traceparent) = traceparent {
             request = request.header(crate::trace::TRACEPARENT, traceparent);
         }
         let response = request

@@ -28,6 +28,7 @@ use crate::store::handoff::EventQueue;
 use crate::store::{
     Completion, EventRetry, EventRow, LEASE, NewDelivery, RouteOutcome, RouteResult, Store, Writer, now_ms,
 };
+use crate::trace::{KeyValue, Span, SpanKind, Tracer};
 
 /// What the pipeline needs.
 pub struct Pipeline {
@@ -47,6 +48,8 @@ pub struct Pipeline {
     pub gate: Arc<TenantGate>,
     /// Counts the workers in use (`switchyard_slots_in_use{pool="pipeline"}`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Records each run as a `process` span under the event's ingest span (off: nothing).
+    pub tracer: Tracer,
 }
 
 impl Pipeline {
@@ -141,6 +144,16 @@ impl Pipeline {
     /// A transient fault (see `PluginFailure::is_transient`) puts the event back, to run
     /// again after the next delay of `retry_schedule`, instead of failing a route for good.
     async fn process(&self, row: EventRow) -> Duration {
+        // Continues the trace stored with the event (its ingest span), after any restart.
+        let mut span = self.tracer.start("process", SpanKind::Consumer, row.traceparent.as_deref(), || {
+            vec![
+                KeyValue::new("event.id", row.id.to_string()),
+                KeyValue::new("tenant", row.tenant.clone()),
+                KeyValue::new("source", row.source.clone()),
+                KeyValue::new("event.type", row.event_type.clone()),
+                KeyValue::new("event.tries", row.tries),
+            ]
+        });
         let event = row.to_event();
         let routes = self.routes.get(&row.tenant_id);
         let mut failed = Duration::ZERO;
@@ -158,10 +171,13 @@ impl Pipeline {
                     self.first_delivery_delay,
                     &mut budget,
                     &mut failed,
+                    &span,
                 )
                 .await;
                 if let (Some(transient), Some(delay)) = (&run.transient, retry_after) {
                     let error = format!("route {}: {transient}", route.name);
+                    span.set("event.outcome", || "retry");
+                    span.fail(|| error.clone());
                     self.retry(&row, delay, error).await;
                     return failed;
                 }
@@ -169,6 +185,9 @@ impl Pipeline {
                 deliveries.extend(run.deliveries);
             }
         }
+        span.set("event.outcome", || "processed");
+        span.set("event.route_version", || routes.as_ref().map_or(0, |r| r.version));
+        span.set("event.deliveries", || deliveries.len() as i64);
         let completion = Completion {
             event: event.id.clone(),
             tenant: row.tenant_id.clone(),
@@ -216,11 +235,14 @@ pub async fn run_route(
     failed: &mut Duration,
 ) -> (RouteResult, Vec<NewDelivery>) {
     let mut budget = limits.budget();
-    let run = run_route_charging(runtime, route, tenant, event, first_delivery_delay, &mut budget, failed).await;
+    let none = Span::none();
+    let run = run_route_charging(runtime, route, tenant, event, first_delivery_delay, &mut budget, failed, &none).await;
     (run.result, run.deliveries)
 }
 
-/// [`run_route`] within an event's shared budget, saying whether a failure was transient.
+/// [`run_route`] within an event's shared budget, saying whether a failure was transient;
+/// traced as a `route` span under `parent`, with a `plugin call` span per call.
+#[allow(clippy::too_many_arguments)]
 async fn run_route_charging(
     runtime: &Runtime,
     route: &CompiledRoute,
@@ -229,6 +251,41 @@ async fn run_route_charging(
     first_delivery_delay: std::time::Duration,
     budget: &mut EventBudget,
     failed: &mut Duration,
+    parent: &Span,
+) -> RouteRun {
+    let mut span = parent.child("route", SpanKind::Internal, || {
+        vec![
+            KeyValue::new("event.id", event.id.to_string()),
+            KeyValue::new("tenant", event.tenant.clone()),
+            KeyValue::new("route", route.name.clone()),
+        ]
+    });
+    let run = run_chain(runtime, route, tenant, event, first_delivery_delay, budget, failed, &span).await;
+    span.set("route.outcome", || match run.result.outcome {
+        RouteOutcome::Emitted => "emitted",
+        RouteOutcome::Dropped => "dropped",
+        RouteOutcome::Failed => "failed",
+    });
+    span.set("route.outputs", || run.result.outputs);
+    span.set("route.deliveries", || run.deliveries.len() as i64);
+    if let Some(detail) = run.result.detail.as_ref().filter(|_| run.result.outcome == RouteOutcome::Failed) {
+        span.fail(|| detail.clone());
+    }
+    run
+}
+
+/// The body of [`run_route_charging`]: the chain, then the deliveries, which continue the
+/// trace from the route's span when tracing is on.
+#[allow(clippy::too_many_arguments)]
+async fn run_chain(
+    runtime: &Runtime,
+    route: &CompiledRoute,
+    tenant: &TenantId,
+    event: &Event,
+    first_delivery_delay: std::time::Duration,
+    budget: &mut EventBudget,
+    failed: &mut Duration,
+    span: &Span,
 ) -> RouteRun {
     let result = |outcome, detail: Option<String>, outputs: usize| RouteResult {
         route: route.name.clone(),
@@ -247,7 +304,18 @@ async fn run_route_charging(
         let mut next = Vec::new();
         for ev in &current {
             let started = Instant::now();
-            match runtime.invoke(&step.plugin, tenant, step.config.clone(), ev).await {
+            let mut call = span.child("plugin call", SpanKind::Internal, || {
+                vec![
+                    KeyValue::new("event.id", event.id.to_string()),
+                    KeyValue::new("tenant", event.tenant.clone()),
+                    KeyValue::new("plugin.name", step.plugin.name.clone()),
+                    KeyValue::new("plugin.version", step.plugin.version),
+                ]
+            });
+            let verdict = runtime.invoke(&step.plugin, tenant, step.config.clone(), ev).await;
+            trace_call(&mut call, &verdict);
+            drop(call);
+            match verdict {
                 Ok(Verdict::Drop(reason)) => drop_reasons.push(format!("{}: {reason}", step.plugin.label)),
                 Ok(Verdict::Continue(mut out)) => {
                     if let Err(why) = budget.spend_outputs(out.len()) {
@@ -278,7 +346,10 @@ async fn run_route_charging(
         return failure(why);
     }
     let not_before = crate::store::now_ms() + first_delivery_delay.as_millis() as i64;
-    let traceparent = crate::store::traceparent_of(event);
+    // With tracing on, attempts are children of this route's span; off, each delivery gets a
+    // new span id in the sender's trace (see `trace::child`).
+    let route_span = span.traceparent();
+    let stored = crate::store::traceparent_of(event);
     let mut deliveries = Vec::with_capacity(current.len() * route.destinations.len());
     for out in &current {
         for dest in &route.destinations {
@@ -297,10 +368,26 @@ async fn run_route_charging(
                 content_type: dest.format.content_type().to_owned(),
                 body,
                 not_before,
-                traceparent: traceparent.map(crate::trace::child),
+                traceparent: route_span.clone().or_else(|| stored.map(crate::trace::child)),
             });
         }
     }
     let detail = (!drop_reasons.is_empty()).then(|| format!("some outputs dropped: {}", drop_reasons.join("; ")));
     RouteRun { result: result(RouteOutcome::Emitted, detail, current.len()), deliveries, transient: None }
+}
+
+/// A plugin call's outcome on its span: the verdict and output count, or the failure.
+fn trace_call(span: &mut Span, verdict: &Result<Verdict, crate::runtime::PluginFailure>) {
+    match verdict {
+        Ok(Verdict::Drop(_)) => span.set("plugin.verdict", || "drop"),
+        Ok(Verdict::Continue(out)) => {
+            span.set("plugin.verdict", || "continue");
+            span.set("plugin.outputs", || out.len() as i64);
+        }
+        Err(why) => {
+            span.set("plugin.verdict", || "failed");
+            span.set("error.type", || why.reason());
+            span.fail(|| why.to_string());
+        }
+    }
 }

@@ -61,6 +61,11 @@ impl Store {
             .await?)
     }
 
+    /// The name of tenant `id` (for spans, which name tenants as the API does).
+    pub async fn tenant_name(&self, id: &TenantId) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT name FROM tenants WHERE id = ?").bind(id).fetch_optional(&self.pool).await?)
+    }
+
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
         Ok(sqlx::query_as("SELECT id, name, created_at FROM tenants ORDER BY name").fetch_all(&self.pool).await?)
     }

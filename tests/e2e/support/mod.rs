@@ -1,6 +1,7 @@
 //! Shared helpers: the real router (in-process on port 0, or as a child process), a real
 //! receiver, real plugins, seed fixtures.
 
+pub mod collector;
 pub mod crafted;
 pub mod plugins;
 pub mod process;

@@ -2,6 +2,13 @@
 //! with an event at ingest is kept with it, shown to plugins as the CloudEvents
 //! distributed-tracing attribute `traceparent`, and continued on each delivery (same trace
 //! id, a new parent id), so the sender's trace reaches the receiver.
+//!
+//! With `[tracing] otlp_endpoint` set, the router also records its own spans in that trace
+//! and exports them ([`otlp`]); the ids it stores and sends are then its spans' ids.
+
+pub mod otlp;
+
+pub use otlp::{KeyValue, Span, SpanKind, Tracer};
 
 /// The attribute (and header) name.
 pub const TRACEPARENT: &str = "traceparent";
