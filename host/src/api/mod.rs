@@ -3,6 +3,7 @@
 //! token (operators: everything) or a tenant API key (its own tenant only; see `auth`).
 
 mod auth;
+mod console;
 mod deliveries;
 mod destinations;
 mod error;
@@ -16,6 +17,7 @@ mod pages;
 mod plugins;
 mod routes;
 pub mod server;
+mod stats;
 mod tenants;
 
 use std::sync::Arc;
@@ -75,10 +77,12 @@ pub fn app(state: AppState) -> Router {
         .merge(deliveries::router())
         .merge(destinations::router())
         .merge(metrics::router())
+        .merge(stats::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .merge(health::router())
         .merge(ingest::router(&state.config))
+        .merge(console::router())
         .merge(authenticated)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(TraceLayer::new_for_http())
