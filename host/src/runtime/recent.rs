@@ -5,7 +5,7 @@
 //! the one writer is its limit; a row per call would add a write per call to it. Why minute
 //! buckets and not a ring of recent calls: a ring of N calls covers a second at full speed and
 //! an hour when idle, so the chart's window would depend on the load. A bucket per minute
-//! covers the hour whatever the rate, in fixed memory: `WINDOW_MINUTES` buckets of about 150
+//! covers the hour whatever the rate, in fixed memory: `WINDOW_MINUTES` buckets of 136
 //! bytes per tenant and plugin name (plugin names are bounded by the `max_plugins` quota).
 //! A restart forgets the hour; the Prometheus histogram (`/metrics`) is the durable record.
 
@@ -49,11 +49,14 @@ pub struct PluginMinute {
     pub max_us: u64,
 }
 
+/// One plugin's last hour: a bucket per minute, at `minute % WINDOW_MINUTES`.
+type Ring = Box<[Bucket; WINDOW_MINUTES as usize]>;
+
 /// Per tenant, per plugin name: a ring of minute buckets indexed by `minute % WINDOW_MINUTES`.
 /// One lock, held for a few additions per call; readers copy out what they need.
 #[derive(Default)]
 pub struct RecentCalls {
-    series: Mutex<HashMap<TenantId, HashMap<Box<str>, Box<[Bucket; WINDOW_MINUTES as usize]>>>>,
+    series: Mutex<HashMap<TenantId, HashMap<Box<str>, Ring>>>,
 }
 
 impl std::fmt::Debug for RecentCalls {
@@ -71,7 +74,9 @@ impl RecentCalls {
         let plugins = series.entry(tenant.clone()).or_default();
         let ring = match plugins.get_mut(plugin) {
             Some(ring) => ring,
-            None => plugins.entry(plugin.into()).or_insert_with(|| Box::new([Bucket::default(); WINDOW_MINUTES as usize])),
+            None => {
+                plugins.entry(plugin.into()).or_insert_with(|| Box::new([Bucket::default(); WINDOW_MINUTES as usize]))
+            }
         };
         let b = &mut ring[minute.rem_euclid(WINDOW_MINUTES) as usize];
         if b.minute != minute {
@@ -138,7 +143,8 @@ fn summary(b: &Bucket) -> PluginMinute {
 mod tests {
     use super::*;
 
-    const T0: i64 = 1_764_000_000_000 - 1_764_000_000_000 % 60_000;
+    /// A whole minute (1_764_000_000_000 is one).
+    const T0: i64 = 1_764_000_000_000;
 
     #[test]
     fn latency_buckets_are_powers_of_two() {

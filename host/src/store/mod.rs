@@ -15,8 +15,8 @@ mod pages;
 mod plugins;
 mod retention;
 mod routes;
-mod stats;
 pub mod secrets;
+mod stats;
 mod tenants;
 mod writer;
 

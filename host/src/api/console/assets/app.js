@@ -43,8 +43,11 @@ async function render() {
     refresh: () => render(),
   };
   replace(root, h('p', { class: 'muted' }, 'Loading…'));
+  // Says which page is fully drawn (tests and scripts wait for it).
+  delete root.dataset.ready;
   try {
     await PAGES[page].render(ctx);
+    if (ctx.current()) root.dataset.ready = page;
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) { session.signOut(); return showSignIn('Your token is no longer accepted; sign in again.'); }
     if (ctx.current()) replace(root, h('div', { class: 'card' }, h('p', { class: 'error' }, e.message)));

@@ -2,9 +2,9 @@
 
 import { h, s } from './dom.js';
 
-const W = 640;
-const H = 170;
-const PAD = { l: 42, r: 8, t: 8, b: 22 };
+const W = 960;
+const H = 200;
+const PAD = { l: 52, r: 10, t: 10, b: 24 };
 export const OUTCOME_COLOURS = { delivered: '#2e7d32', failed: '#b26a00', error: '#c62828' };
 export const SERIES_COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#8c564b', '#e377c2'];
 
@@ -41,7 +41,7 @@ export function stackedBars({ points, keys, t0, minutes, label }) {
   const svg = svgRoot(label);
   const totals = points.map((p) => keys.reduce((a, k) => a + (p.values[k] || 0), 0));
   const yMax = niceMax(Math.max(0, ...totals));
-  const { x0, x1, y0, y1 } = frame(svg, yMax, (v) => String(Math.round(v)), t0, minutes);
+  const { x0, x1, y0, y1 } = frame(svg, yMax, (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1)), t0, minutes);
   const bw = (x1 - x0) / minutes;
   for (const p of points) {
     const i = Math.floor((p.t - t0) / 60000);
