@@ -1,6 +1,8 @@
 //! The HTTP API (axum). One module per resource, each with a `router()`; ingest is public
 //! (sources authenticate with signatures), everything else needs a bearer token: the admin
-//! token (operators: everything) or a tenant API key (its own tenant only; see `auth`).
+//! token (operators: everything) or a tenant API key (its own tenant only; see `auth`). The
+//! web console's static files (`/console`) are public too: they hold no data, and the page
+//! calls this same API with the token its user signs in with.
 
 mod auth;
 mod console;

@@ -1,9 +1,9 @@
-// Events, newest first, filtered by status, type, source and time, paged by cursor.
+// Events, newest first, filtered by status, type, source, route and time, paged by cursor.
 
 import { api, tenantPath, query } from '../api.js';
 import { h, replace, table, badge, time } from '../dom.js';
 
-const FILTERS = ['status', 'type', 'source', 'since', 'until'];
+const FILTERS = ['status', 'type', 'source', 'route', 'since', 'until'];
 
 export async function render(ctx) {
   const params = Object.fromEntries(FILTERS.map((k) => [k, ctx.query.get(k) || '']));
@@ -16,6 +16,7 @@ export async function render(ctx) {
       ['', 'pending', 'processed'].map((v) => h('option', { value: v, selected: params.status === v }, v || 'any')))),
     h('label', {}, 'Type', h('input', { name: 'type', value: params.type, placeholder: 'call.ended' })),
     h('label', {}, 'Source', h('input', { name: 'source', value: params.source })),
+    h('label', {}, 'Route', h('input', { name: 'route', value: params.route })),
     h('label', {}, 'Since', h('input', { name: 'since', value: params.since, placeholder: '2026-01-01T00:00:00Z' })),
     h('label', {}, 'Until', h('input', { name: 'until', value: params.until })),
     h('button', { type: 'submit' }, 'Filter'));
