@@ -25,6 +25,7 @@ mod sandbox_gate;
 mod sandbox_upload;
 mod secrets;
 mod source_auth;
+mod stats;
 mod storage;
 mod tenancy;
 mod traces;

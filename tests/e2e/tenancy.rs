@@ -40,6 +40,7 @@ fn endpoints(t: &str, event: &str, delivery: &str) -> Vec<(Method, String, Optio
         (Method::GET, p("/routes/diff?from=1"), None),
         (Method::PUT, p("/routes"), Some(doc)),
         (Method::POST, p("/routes/rollback"), Some(json!({"version": 1}))),
+        (Method::GET, p("/stats"), None),
         (Method::GET, p("/events"), None),
         (Method::GET, p(&format!("/events/{event}")), None),
         (Method::GET, p("/deliveries"), None),

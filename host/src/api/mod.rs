@@ -1,8 +1,11 @@
 //! The HTTP API (axum). One module per resource, each with a `router()`; ingest is public
 //! (sources authenticate with signatures), everything else needs a bearer token: the admin
-//! token (operators: everything) or a tenant API key (its own tenant only; see `auth`).
+//! token (operators: everything) or a tenant API key (its own tenant only; see `auth`). The
+//! web console's static files (`/console`) are public too: they hold no data, and the page
+//! calls this same API with the token its user signs in with.
 
 mod auth;
+mod console;
 mod deliveries;
 mod destinations;
 mod error;
@@ -16,6 +19,7 @@ mod pages;
 mod plugins;
 mod routes;
 pub mod server;
+mod stats;
 mod tenants;
 
 use std::sync::Arc;
@@ -77,10 +81,12 @@ pub fn app(state: AppState) -> Router {
         .merge(deliveries::router())
         .merge(destinations::router())
         .merge(metrics::router())
+        .merge(stats::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .merge(health::router())
         .merge(ingest::router(&state.config))
+        .merge(console::router())
         .merge(authenticated)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(TraceLayer::new_for_http())

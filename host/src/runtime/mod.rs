@@ -9,6 +9,7 @@
 mod bindings;
 mod host;
 mod invoke;
+pub mod recent;
 mod shape;
 mod state;
 
@@ -121,6 +122,8 @@ pub struct Runtime {
     kv_writer: Option<crate::store::Writer>,
     /// Where calls of the pipeline and replays are counted (dry runs are not).
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The last hour of calls of the pipeline and replays, per minute (the console's chart).
+    recent: recent::RecentCalls,
     loaded: Mutex<HashMap<PluginId, Arc<LoadedPlugin>>>,
     /// Compile slots (`plugins.compile_concurrency`): compiling takes every core it can get.
     compiles: Arc<Semaphore>,
@@ -138,6 +141,11 @@ impl Runtime {
     /// `plugins.max_instances`): calls running, and dry runs.
     pub fn instances_in_use(&self) -> u64 {
         self.engine.pooling_allocator_metrics().map_or(0, |m| m.component_instances())
+    }
+
+    /// Plugin call latency over the last hour, per tenant and plugin.
+    pub fn recent_calls(&self) -> &recent::RecentCalls {
+        &self.recent
     }
 
     /// Builds the engine and linker and starts the epoch ticker. `artifacts` caches compiled
@@ -192,6 +200,7 @@ impl Runtime {
             store,
             kv_writer: None,
             metrics: None,
+            recent: recent::RecentCalls::default(),
             loaded: Mutex::new(HashMap::new()),
             compiles: Arc::new(Semaphore::new(limits.compile_concurrency)),
             ticker_stop,

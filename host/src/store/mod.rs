@@ -16,6 +16,7 @@ mod plugins;
 mod retention;
 mod routes;
 pub mod secrets;
+mod stats;
 mod tenants;
 mod writer;
 
@@ -40,6 +41,7 @@ pub use pages::{ListFilter, Page, PageCursor};
 pub use plugins::{NewPluginVersion, PluginVersion, PluginVersionMeta};
 pub use retention::PruneCursor;
 pub use routes::{RouteOrigin, RouteSetRow, RouteVersionSummary};
+pub use stats::AttemptMinute;
 pub use tenants::{SourceRow, Tenant};
 pub use writer::{AttemptDone, Completion, EventRetry, LEASE, Writer, WriterParts};
 
