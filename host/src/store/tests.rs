@@ -1,19 +1,15 @@
+//! The store's conformance suite: every test runs on SQLite and on PostgreSQL (a database
+//! of its own), the same body on both (`on_both_backends!` at the end).
+
+use super::test_db::{TestStore, on_both_backends};
 use super::*;
 use crate::event::{DeliveryId, Event, EventId, TenantId};
-
-async fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    (dir, store)
-}
 
 fn event(tenant: &str) -> Event {
     Event::sample(tenant)
 }
 
-#[tokio::test]
-async fn events_are_stored_once_per_upstream_id() {
-    let (_d, s) = store().await;
+async fn events_are_stored_once_per_upstream_id(s: TestStore) {
     let t = s.create_tenant("acme").await.unwrap();
     assert!(matches!(s.create_tenant("acme").await, Err(StoreError::Conflict(_))));
     let first = event("acme");
@@ -59,9 +55,7 @@ async fn events_are_stored_once_per_upstream_id() {
     assert_eq!(s.claim_pending_events(10, &[], lease).await.unwrap().len(), 1, "released at start-up");
 }
 
-#[tokio::test]
-async fn completing_an_event_queues_deliveries_once() {
-    let (_d, s) = store().await;
+async fn completing_an_event_queues_deliveries_once(s: TestStore) {
     let t = s.create_tenant("acme").await.unwrap();
     let ev = event("acme");
     s.insert_event(NewEvent { tenant_id: t.id.clone(), upstream_id: "u".into(), event: ev.clone(), raw: "{}".into() })
@@ -135,9 +129,7 @@ async fn due_deliveries(s: &Store, tenant: &Tenant, n: usize) {
     s.complete_event(&ev.id, Some(1), &results, &deliveries).await.unwrap();
 }
 
-#[tokio::test]
-async fn due_deliveries_are_claimed_with_tenants_taking_turns() {
-    let (_d, s) = store().await;
+async fn due_deliveries_are_claimed_with_tenants_taking_turns(s: TestStore) {
     let busy = s.create_tenant("busy").await.unwrap();
     let quiet = s.create_tenant("quiet").await.unwrap();
     due_deliveries(&s, &busy, 50).await;
@@ -153,9 +145,7 @@ async fn due_deliveries_are_claimed_with_tenants_taking_turns() {
     assert_eq!(s.claim_due_deliveries(100, &[], lease).await.unwrap().len(), 48);
 }
 
-#[tokio::test]
-async fn plugin_and_route_versions_count_up_per_tenant() {
-    let (_d, s) = store().await;
+async fn plugin_and_route_versions_count_up_per_tenant(s: TestStore) {
     let a = s.create_tenant("a").await.unwrap();
     let b = s.create_tenant("b").await.unwrap();
     let v = |sha256, wasm| NewPluginVersion { sha256, world: "w", imports: &[], wasm };
@@ -190,9 +180,7 @@ async fn plugin_and_route_versions_count_up_per_tenant() {
     assert_eq!(listed, [(2, RouteOrigin::File, 1), (1, RouteOrigin::Api, 0)]);
 }
 
-#[tokio::test]
-async fn a_damaged_import_list_is_an_error_not_an_empty_list() {
-    let (_d, s) = store().await;
+async fn a_damaged_import_list_is_an_error_not_an_empty_list(s: TestStore) {
     let a = s.create_tenant("a").await.unwrap();
     let imports = ["switchyard:plugin/kv".to_owned()];
     let new = NewPluginVersion { sha256: "h", world: "w", imports: &imports, wasm: b"x" };
@@ -200,14 +188,12 @@ async fn a_damaged_import_list_is_an_error_not_an_empty_list() {
     assert_eq!(s.plugin_version(&a.id, "p", None).await.unwrap().unwrap().meta.imports, imports);
 
     // An empty list would pass every grant check: a row that does not decode must not.
-    sqlx::query("UPDATE plugins SET imports = '{damaged'").execute(&s.pool).await.unwrap();
+    s.exec_for_test("UPDATE plugins SET imports = '{damaged'").await;
     assert!(s.plugin_version(&a.id, "p", None).await.is_err());
     assert!(s.plugin_versions(&a.id, "p").await.is_err());
 }
 
-#[tokio::test]
-async fn api_keys_resolve_to_their_tenant_until_revoked() {
-    let (_d, s) = store().await;
+async fn api_keys_resolve_to_their_tenant_until_revoked(s: TestStore) {
     let a = s.create_tenant("a").await.unwrap();
     let (row, key) = s.create_api_key(&a.id, "ci").await.unwrap();
     assert!(key.starts_with(KEY_PREFIX) && key.starts_with(&row.prefix) && key.len() > 60);
@@ -220,9 +206,7 @@ async fn api_keys_resolve_to_their_tenant_until_revoked() {
     assert!(!s.revoke_api_key(&b.id, &row.id).await.unwrap(), "another tenant's key is not found");
 }
 
-#[tokio::test]
-async fn pending_events_take_turns_across_tenants_however_long_a_backlog() {
-    let (_d, s) = store().await;
+async fn pending_events_take_turns_across_tenants_however_long_a_backlog(s: TestStore) {
     let (a, b) = (s.create_tenant("a").await.unwrap(), s.create_tenant("b").await.unwrap());
     let mut ids = Vec::new();
     for (tenant, name, n) in [(&a, "a", 6), (&b, "b", 2)] {
@@ -259,9 +243,7 @@ async fn pending_events_take_turns_across_tenants_however_long_a_backlog() {
     assert_eq!(tenants(claim(8, std::slice::from_ref(&a.id)).await), "b,b");
 }
 
-#[tokio::test]
-async fn kv_is_private_to_a_tenant() {
-    let (_d, s) = store().await;
+async fn kv_is_private_to_a_tenant(s: TestStore) {
     let a = s.create_tenant("a").await.unwrap();
     let b = s.create_tenant("b").await.unwrap();
     let writes = |pairs: &[(&str, Option<&str>)]| -> std::collections::HashMap<String, Option<String>> {
@@ -277,9 +259,7 @@ async fn kv_is_private_to_a_tenant() {
     assert_eq!(s.kv_get(&a.id, "other").await.unwrap().as_deref(), Some("x"), "only the deleted key");
 }
 
-#[tokio::test]
-async fn kv_usage_is_kept_by_the_database_and_reservations_hold_the_quota() {
-    let (dir, s) = store().await;
+async fn kv_usage_is_kept_by_the_database_and_reservations_hold_the_quota(s: TestStore) {
     let t = s.create_tenant("a").await.unwrap().id;
     let other = s.create_tenant("b").await.unwrap().id;
     let quota = KvQuota { max_keys: 3, max_bytes: 100 };
@@ -311,9 +291,8 @@ async fn kv_usage_is_kept_by_the_database_and_reservations_hold_the_quota() {
     assert_eq!(s.kv_usage(&t), usage(2, 3 + 5));
     assert_eq!(s.kv_usage_counted(&t).await.unwrap(), s.kv_usage(&t), "overwrites and deletes are counted");
 
-    drop(s);
-    let s = Store::open(dir.path()).await.unwrap();
-    assert_eq!(s.kv_usage(&t), usage(2, 8), "loaded at start-up");
+    let restarted = s.reopen().await;
+    assert_eq!(restarted.kv_usage(&t), usage(2, 8), "loaded at start-up");
 }
 
 /// An event stored at `received_at` and, when `processed_at` is given, completed then with
@@ -355,9 +334,7 @@ async fn old_event(
     ev.id
 }
 
-#[tokio::test]
-async fn pruning_removes_old_finished_events_and_keeps_pending_and_recent_work() {
-    let (_d, s) = store().await;
+async fn pruning_removes_old_finished_events_and_keeps_pending_and_recent_work(s: TestStore) {
     let t = s.create_tenant("acme").await.unwrap().id;
     let day = 86_400_000;
     let now = now_ms();
@@ -396,12 +373,11 @@ async fn pruning_removes_old_finished_events_and_keeps_pending_and_recent_work()
         assert_eq!(s.event_row(&t, id).await.unwrap().is_some(), kept, "{id}");
     }
     assert!(s.delivery_detail(&t, &doomed_delivery).await.unwrap().is_none(), "its deliveries go too");
-    let (deliveries, attempts, results): (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM deliveries), (SELECT COUNT(*) FROM attempts), (SELECT COUNT(*) FROM route_results)",
-    )
-    .fetch_one(&s.pool)
-    .await
-    .unwrap();
+    let (deliveries, attempts, results) = (
+        s.count_for_test("SELECT COUNT(*) FROM deliveries").await,
+        s.count_for_test("SELECT COUNT(*) FROM attempts").await,
+        s.count_for_test("SELECT COUNT(*) FROM route_results").await,
+    );
     assert_eq!((deliveries, attempts, results), (4, 3, 4), "cascaded: the kept events' rows only");
 
     // A pruned event's upstream id is not deduplicated any more.
@@ -411,9 +387,7 @@ async fn pruning_removes_old_finished_events_and_keeps_pending_and_recent_work()
     assert_eq!(s.insert_event(twin).await.unwrap(), InsertOutcome::Stored(again.id));
 }
 
-#[tokio::test]
-async fn pruning_keeps_the_newest_route_versions() {
-    let (_d, s) = store().await;
+async fn pruning_keeps_the_newest_route_versions(s: TestStore) {
     let t = s.create_tenant("acme").await.unwrap().id;
     for _ in 0..5 {
         s.insert_route_set(&t, "{}", RouteOrigin::Api).await.unwrap();
@@ -427,3 +401,17 @@ async fn pruning_keeps_the_newest_route_versions() {
     assert_eq!(s.prune_route_versions(&t, 0, 10).await.unwrap(), 2, "the live version stays whatever keep says");
     assert_eq!(s.latest_route_set(&t).await.unwrap().unwrap().version, 6);
 }
+
+on_both_backends!(
+    events_are_stored_once_per_upstream_id,
+    completing_an_event_queues_deliveries_once,
+    due_deliveries_are_claimed_with_tenants_taking_turns,
+    plugin_and_route_versions_count_up_per_tenant,
+    a_damaged_import_list_is_an_error_not_an_empty_list,
+    api_keys_resolve_to_their_tenant_until_revoked,
+    pending_events_take_turns_across_tenants_however_long_a_backlog,
+    kv_is_private_to_a_tenant,
+    kv_usage_is_kept_by_the_database_and_reservations_hold_the_quota,
+    pruning_removes_old_finished_events_and_keeps_pending_and_recent_work,
+    pruning_keeps_the_newest_route_versions,
+);
