@@ -104,15 +104,19 @@ impl DatabaseUrl {
     /// The URL without its password, for logs.
     pub fn redacted(&self) -> String {
         match self {
-            Self::Sqlite(url) => url.clone(),
-            Self::Postgres(url) => match url::Url::parse(url) {
-                Ok(mut u) if u.password().is_some() => {
-                    let _ = u.set_password(Some("***"));
-                    u.to_string()
-                }
-                _ => url.clone(),
-            },
+            Self::Sqlite(url) | Self::Postgres(url) => redact_url(url),
         }
+    }
+}
+
+/// `url` with its password (if any) replaced, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -32,7 +32,7 @@ use serde::Serializer;
 
 use backend::{Db, Tx};
 
-pub use backend::DatabaseUrl;
+pub use backend::{DatabaseUrl, redact_url};
 pub use deliveries::{
     AttemptRecord, AttemptRow, DeadFilter, DeliveryDetail, DeliveryJob, DeliveryRow, DeliveryStatus, NewDelivery,
 };
