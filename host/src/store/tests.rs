@@ -402,6 +402,191 @@ async fn pruning_keeps_the_newest_route_versions(s: TestStore) {
     assert_eq!(s.latest_route_set(&t).await.unwrap().unwrap().version, 6);
 }
 
+/// Versions are numbered in the insert itself (`MAX(version) + 1`): uploads and applies racing
+/// on one tenant each get a number of their own, with none skipped.
+async fn concurrent_versions_get_distinct_numbers(s: TestStore) {
+    let t = s.create_tenant("a").await.unwrap().id;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (s, t) = (s.store.clone(), t.clone());
+        tasks.spawn(async move {
+            let sha = format!("h{i}");
+            let new = NewPluginVersion { sha256: &sha, world: "w", imports: &[], wasm: b"x" };
+            let plugin = s.insert_plugin_version(&t, "p", &new).await.unwrap().version;
+            let routes = s.insert_route_set(&t, "{}", RouteOrigin::Api).await.unwrap().version;
+            (plugin, routes)
+        });
+    }
+    let (mut plugins, mut routes): (Vec<i64>, Vec<i64>) = tasks.join_all().await.into_iter().unzip();
+    plugins.sort();
+    routes.sort();
+    assert_eq!(plugins, (1..=12).collect::<Vec<_>>());
+    assert_eq!(routes, (1..=12).collect::<Vec<_>>());
+}
+
+async fn destinations_rotate_secrets_and_track_health(s: TestStore) {
+    let t = s.create_tenant("a").await.unwrap().id;
+    let url = "https://example.com/hook";
+    let settings = |secret: &str| DestinationSettings {
+        url: url.into(),
+        secret: secret.into(),
+        retry_schedule_ms: Some(vec![10, 20]),
+        timeout_ms: Some(500),
+        max_in_flight: Some(3),
+    };
+    s.upsert_destinations(&t, &[settings("whsec_one")], 60_000).await.unwrap();
+    let row = s.destination(&t, url).await.unwrap().unwrap();
+    assert_eq!((row.secret.as_str(), row.previous_secret.as_deref()), ("whsec_one", None));
+    assert_eq!(row.schedule_ms(), Some(vec![10, 20]));
+    s.upsert_destinations(&t, &[settings("whsec_one")], 60_000).await.unwrap();
+    assert_eq!(s.destination(&t, url).await.unwrap().unwrap().previous_secret, None, "same secret: no rotation");
+    s.upsert_destinations(&t, &[settings("whsec_two")], 60_000).await.unwrap();
+    let row = s.destination(&t, url).await.unwrap().unwrap();
+    assert_eq!((row.secret.as_str(), row.previous_secret_at(now_ms())), ("whsec_two", Some("whsec_one")));
+
+    assert_eq!(s.destination_failed(&t, url, None, 60_000, "HTTP 500").await.unwrap(), None);
+    assert_eq!(s.destination_health().await.unwrap(), [(t.clone(), "failing", 1)]);
+    s.destination_recovered(&t, url).await.unwrap();
+    assert_eq!(s.destination_health().await.unwrap(), [(t.clone(), "healthy", 1)]);
+    let gone = s.destination_failed(&t, url, Some("410 Gone".into()), 60_000, "HTTP 410").await.unwrap();
+    assert_eq!(gone.as_deref(), Some("410 Gone"));
+    assert_eq!(s.destination_health().await.unwrap(), [(t.clone(), "disabled", 1)]);
+    assert!(s.enable_destination(&t, url).await.unwrap());
+    assert_eq!(s.list_destinations(&t).await.unwrap()[0].disabled_reason, None);
+}
+
+/// Secrets stored before encryption are sealed at start-up, found again by each backend's
+/// row key.
+async fn stored_secrets_are_sealed_at_start_up(s: TestStore) {
+    let t = s.create_tenant("a").await.unwrap().id;
+    s.put_source(&t, "hooks", "standard-webhooks", Some("whsec_plain"), None).await.unwrap();
+    let url = "https://example.com/hook";
+    let settings = DestinationSettings {
+        url: url.into(),
+        secret: "whsec_dest".into(),
+        retry_schedule_ms: None,
+        timeout_ms: None,
+        max_in_flight: None,
+    };
+    s.upsert_destinations(&t, &[settings], 0).await.unwrap();
+    assert_eq!(s.reseal_secrets().await.unwrap(), 0, "all sealed already");
+    s.exec_for_test("UPDATE sources SET secret = 'whsec_plain'").await;
+    s.exec_for_test("UPDATE destinations SET secret = 'whsec_dest'").await;
+    assert_eq!(s.reseal_secrets().await.unwrap(), 2);
+    assert_eq!(s.count_for_test("SELECT COUNT(*) FROM sources WHERE secret LIKE 'whsec%'").await, 0);
+    assert_eq!(s.count_for_test("SELECT COUNT(*) FROM destinations WHERE secret LIKE 'whsec%'").await, 0);
+    let restarted = s.reopen().await;
+    assert_eq!(restarted.source(&t, "hooks").await.unwrap().unwrap().secret.as_deref(), Some("whsec_plain"));
+    assert_eq!(restarted.destination(&t, url).await.unwrap().unwrap().secret, "whsec_dest");
+}
+
+/// Dead letters are found and replayed by filter; pages walk newest first.
+async fn dead_letters_replay_by_filter_and_lists_page(s: TestStore) {
+    let tenant = s.create_tenant("acme").await.unwrap();
+    let t = tenant.id.clone();
+    let now = now_ms();
+    let dead = DeliveryStatus::Dead;
+    for _ in 0..3 {
+        old_event(&s, &t, now - 10, Some(now - 5), &[Some((dead, now - 1))]).await;
+    }
+    let all = DeadFilter::default();
+    assert_eq!(s.dead_letters(&t, &all).await.unwrap().len(), 3);
+    let elsewhere = DeadFilter { url: Some("http://elsewhere/".into()), ..DeadFilter::default() };
+    assert!(s.dead_letters(&t, &elsewhere).await.unwrap().is_empty());
+    let later = DeadFilter { since: Some(now + 60_000), ..DeadFilter::default() };
+    assert_eq!(s.replay_dead(&t, &later).await.unwrap(), 0);
+    let this_route = DeadFilter { route: Some("r".into()), until: Some(now + 60_000), ..DeadFilter::default() };
+    assert_eq!(s.replay_dead(&t, &this_route).await.unwrap(), 3);
+    assert_eq!(s.count_deliveries(DeliveryStatus::Pending).await.unwrap(), 3);
+    assert_eq!(s.delivery_counts().await.unwrap(), [(t.clone(), "pending", 3)]);
+    assert!(s.next_delivery_due().await.unwrap().is_some());
+
+    let first = s.list_deliveries(&t, &ListFilter::default(), 2).await.unwrap();
+    assert_eq!(first.rows.len(), 2);
+    let next = ListFilter { after: first.next.clone(), ..ListFilter::default() };
+    let second = s.list_deliveries(&t, &next, 2).await.unwrap();
+    assert_eq!((second.rows.len(), second.next.is_none()), (1, true));
+    let pending = ListFilter { status: Some("pending".into()), ..ListFilter::default() };
+    assert_eq!(s.list_deliveries(&t, &pending, 10).await.unwrap().rows.len(), 3);
+    let events = s.list_events(&t, &ListFilter { route: Some("r".into()), ..ListFilter::default() }, 10).await.unwrap();
+    assert_eq!(events.rows.len(), 3);
+    assert_eq!(s.pending_per_tenant().await.unwrap(), []);
+}
+
+/// The group-commit writer on its own connection: ingest (with duplicates), kv writes and a
+/// completion in one batch, an attempt in the next; what it committed is handed over.
+async fn the_writer_commits_batches_and_hands_them_over(s: TestStore) {
+    use super::handoff::{DeliveryQueue, DeliveryQueueLimits, EventQueue, EventQueueLimits};
+    let tenant = s.create_tenant("acme").await.unwrap();
+    let t = tenant.id.clone();
+    let events = std::sync::Arc::new(EventQueue::new(EventQueueLimits { per_tenant: 16, total_bytes: 1 << 20 }));
+    let deliveries = std::sync::Arc::new(DeliveryQueue::new(DeliveryQueueLimits {
+        max_jobs: 16,
+        max_bytes: 1 << 20,
+        per_tenant: 16,
+    }));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let parts = WriterParts {
+        store: s.store.clone(),
+        events: events.clone(),
+        deliveries: deliveries.clone(),
+        max_batch: 64,
+        metrics: crate::metrics::WriterMetrics::noop(),
+    };
+    let (writer, task) = Writer::spawn(parts, stop.clone());
+    let ev = event("acme");
+    let new =
+        |ev: &Event| NewEvent { tenant_id: t.clone(), upstream_id: "u".into(), event: ev.clone(), raw: "{}".into() };
+    assert_eq!(writer.insert(new(&ev)).await.unwrap(), InsertOutcome::Stored(ev.id.clone()));
+    assert_eq!(writer.insert(new(&event("acme"))).await.unwrap(), InsertOutcome::Duplicate(ev.id.clone()));
+    let held = events.next(|_| true).expect("the stored event is handed to the pipeline's queue");
+    assert_eq!(held.id, ev.id);
+
+    let writes = std::collections::HashMap::from([("k".to_owned(), Some("v".to_owned()))]);
+    writer.kv(&s, &t, writes, s.kv_reservation(&t)).await.unwrap();
+    let delivery = new_delivery(&t, &ev.id, now_ms() - 1);
+    let results = vec![RouteResult { route: "r".into(), outcome: RouteOutcome::Emitted, detail: None, outputs: 1 }];
+    writer
+        .complete(Completion {
+            event: ev.id.clone(),
+            tenant: t.clone(),
+            route_version: Some(1),
+            results,
+            deliveries: vec![delivery.clone()],
+        })
+        .await
+        .unwrap();
+    let job = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Some(job) = deliveries.next(|_| true, |_| Some(())) {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the delivery is handed over after its commit");
+    assert_eq!(job.0.id, delivery.id);
+    let record = AttemptRecord {
+        started_at: now_ms(),
+        duration_ms: 1,
+        status_code: Some(200),
+        error: None,
+        response_snippet: None,
+        status: DeliveryStatus::Delivered,
+        next_attempt_at: None,
+    };
+    writer.attempt(AttemptDone { delivery: delivery.id.clone(), attempt: 1, record }).await.unwrap();
+    stop.cancel();
+    task.await.unwrap();
+
+    assert_eq!(s.count_events("processed").await.unwrap(), 1);
+    assert_eq!(s.kv_get(&t, "k").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(s.kv_usage_counted(&t).await.unwrap(), KvUsage { keys: 1, bytes: 2 });
+    let detail = s.delivery_detail(&t, &delivery.id).await.unwrap().unwrap();
+    assert_eq!((detail.delivery.status, detail.attempts_log.len()), (DeliveryStatus::Delivered, 1));
+}
+
 on_both_backends!(
     events_are_stored_once_per_upstream_id,
     completing_an_event_queues_deliveries_once,
@@ -414,4 +599,9 @@ on_both_backends!(
     kv_usage_is_kept_by_the_database_and_reservations_hold_the_quota,
     pruning_removes_old_finished_events_and_keeps_pending_and_recent_work,
     pruning_keeps_the_newest_route_versions,
+    concurrent_versions_get_distinct_numbers,
+    destinations_rotate_secrets_and_track_health,
+    stored_secrets_are_sealed_at_start_up,
+    dead_letters_replay_by_filter_and_lists_page,
+    the_writer_commits_batches_and_hands_them_over,
 );
