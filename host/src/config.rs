@@ -27,8 +27,13 @@ pub use traces::TracingConfig;
 pub struct Config {
     /// Address the HTTP API listens on.
     pub listen: SocketAddr,
-    /// Directory holding the SQLite database, compiled plugin artifacts and the admin token.
+    /// Directory holding the SQLite database (unless `database_url` names another), the
+    /// secrets key, compiled plugin artifacts and the admin token.
     pub data_dir: PathBuf,
+    /// Where events, routes and everything else durable live: `postgres://user@host/db` for
+    /// PostgreSQL, or `sqlite://<path>` for an SQLite file. Default: the SQLite file
+    /// `switchyard.db` in `data_dir`.
+    pub database_url: Option<String>,
     /// Bearer token for the admin API. When unset, one is generated on first start, saved to
     /// `<data_dir>/admin-token` and printed once.
     pub admin_token: Option<String>,
@@ -256,6 +261,7 @@ impl Default for Config {
         Self {
             listen: "127.0.0.1:8080".parse().expect("valid default address"),
             data_dir: PathBuf::from("switchyard-data"),
+            database_url: None,
             admin_token: None,
             routes_dir: None,
             log_format: LogFormat::Text,
@@ -270,6 +276,17 @@ impl Default for Config {
             tracing: TracingConfig::default(),
             tenant_defaults: TenantPolicy::default(),
             tenants: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The database the store opens: `database_url`, or the SQLite file in `data_dir`.
+    pub fn database_url(&self) -> Result<crate::store::DatabaseUrl, ConfigError> {
+        match &self.database_url {
+            None => Ok(crate::store::DatabaseUrl::sqlite_in(&self.data_dir)),
+            Some(url) => crate::store::DatabaseUrl::parse(url)
+                .map_err(|e| ConfigError::Invalid(format!("database_url {:?}: {e}", crate::store::redact_url(url)))),
         }
     }
 }
@@ -422,6 +439,7 @@ impl Config {
     /// Checks the values that serde cannot: ranges and relations between fields.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        self.database_url()?;
         if let Some(key) = &self.secrets.key
             && let Err(e) = crate::store::secrets::Keyring::new(key, &self.secrets.previous_keys)
         {

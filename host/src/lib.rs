@@ -85,7 +85,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     create_private_dir(&config.data_dir).with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let keys = store::secrets::keyring(&config.data_dir, config.secrets.key.as_deref(), &config.secrets.previous_keys)
         .context("loading the secrets key")?;
-    let store = Store::open_with_keys(&config.data_dir, keys).await.context("opening the store")?;
+    let url = config.database_url()?;
+    let store =
+        Store::open_url(&url, keys).await.with_context(|| format!("opening the store at {}", url.redacted()))?;
     let resealed = store.reseal_secrets().await.context("sealing stored secrets under secrets.key")?;
     if resealed > 0 {
         tracing::info!(resealed, "stored secrets sealed under the current secrets key");

@@ -45,6 +45,10 @@ struct ServeArgs {
     /// Data directory (overrides the configuration).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Database (overrides `database_url`): `postgres://user@host/db`, or `sqlite://<path>`.
+    /// Default: the SQLite file `switchyard.db` in the data directory.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
     /// Keep tenants' routes in step with `DIR/<tenant>.json|.toml`: applied at start, on every
     /// change and on SIGHUP; an invalid file is logged and the previous version stays live.
     #[arg(long, value_name = "DIR")]
@@ -80,6 +84,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
+    }
+    if let Some(url) = args.database_url {
+        config.database_url = Some(url);
     }
     if let Some(dir) = args.routes_dir {
         config.routes_dir = Some(dir);

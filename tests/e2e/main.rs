@@ -17,6 +17,7 @@ mod lists;
 mod logs;
 mod metrics;
 mod plugins;
+mod postgres;
 mod reload;
 mod restart;
 mod routes_dir;

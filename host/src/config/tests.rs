@@ -162,3 +162,18 @@ fn tracing_is_switched_on_from_the_environment_and_checked() {
         Ok(())
     });
 }
+
+#[test]
+fn the_database_defaults_to_sqlite_in_the_data_dir_and_other_schemes_are_refused() {
+    use crate::store::DatabaseUrl;
+    let mut c = Config { data_dir: PathBuf::from("/var/lib/sy"), ..Config::default() };
+    assert_eq!(c.database_url().unwrap(), DatabaseUrl::Sqlite("sqlite:///var/lib/sy/switchyard.db".into()));
+    c.database_url = Some("postgres://sy:hunter2@db.internal/switchyard".into());
+    assert!(matches!(c.database_url().unwrap(), DatabaseUrl::Postgres(_)));
+    c.database_url = Some("sqlite:///tmp/other.db".into());
+    assert!(matches!(c.database_url().unwrap(), DatabaseUrl::Sqlite(_)));
+    c.database_url = Some("mysql://sy:hunter2@db.internal/switchyard".into());
+    let err = c.validate().unwrap_err().to_string();
+    assert!(err.contains("database_url") && err.contains("postgres://"), "{err}");
+    assert!(!err.contains("hunter2"), "the password is not shown: {err}");
+}

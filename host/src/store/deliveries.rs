@@ -4,10 +4,11 @@
 //! expire and the row is claimed again, so delivery is at-least-once with a stable id.
 
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::QueryBuilder;
 
+use super::dialect::Dialect;
 use super::writer::AttemptDone;
-use super::{Result, Store, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
+use super::{Result, Store, Tx, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
 use crate::event::{DeliveryId, EventId, TenantId};
 
 /// A delivery to queue when an event is processed.
@@ -28,15 +29,16 @@ pub struct NewDelivery {
     pub traceparent: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum DeliveryStatus {
     Pending,
     Delivered,
     /// Every scheduled attempt failed (or the receiver said 410 Gone): the dead-letter state.
     Dead,
 }
+
+text_enum!(DeliveryStatus { Pending = "pending", Delivered = "delivered", Dead = "dead" });
 
 /// A delivery as the API lists it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -107,23 +109,14 @@ pub struct DeadFilter {
     pub until: Option<i64>,
 }
 
-/// The rows a `DeadFilter` selects; bind with `bind_dead_filter!`.
-const DEAD_MATCH: &str = "tenant_id = ? AND status = 'dead' AND superseded_at IS NULL AND (? IS NULL OR route = ?)
-    AND (? IS NULL OR url = ?) AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?)";
+/// The rows a `DeadFilter` selects (parameters `$1..$5`); bind with `bind_dead_filter!`.
+const DEAD_MATCH: &str = "tenant_id = $1 AND status = 'dead' AND superseded_at IS NULL AND ($2 IS NULL OR route = $2)
+    AND ($3 IS NULL OR url = $3) AND ($4 IS NULL OR created_at >= $4) AND ($5 IS NULL OR created_at < $5)";
 
 /// Binds `DEAD_MATCH`'s parameters, for plain and typed queries alike.
 macro_rules! bind_dead_filter {
     ($query:expr, $tenant:expr, $f:expr) => {
-        $query
-            .bind($tenant)
-            .bind(&$f.route)
-            .bind(&$f.route)
-            .bind(&$f.url)
-            .bind(&$f.url)
-            .bind($f.since)
-            .bind($f.since)
-            .bind($f.until)
-            .bind($f.until)
+        $query.bind($tenant).bind(&$f.route).bind(&$f.url).bind($f.since).bind($f.until)
     };
 }
 
@@ -164,14 +157,11 @@ impl NewDelivery {
 }
 
 /// Queues deliveries in multi-row statements; each is leased when memory holds it.
-pub(super) async fn insert_deliveries(
-    tx: &mut Transaction<'_, Sqlite>,
-    rows: &[(&NewDelivery, Option<i64>)],
-    now: i64,
-) -> Result<()> {
+pub(super) async fn insert_deliveries(tx: &mut Tx<'_>, rows: &[(&NewDelivery, Option<i64>)], now: i64) -> Result<()> {
     // 14 binds a row: 1,000 rows stay below SQLite's 32,766.
     for chunk in rows.chunks(1000) {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        on_tx!(&mut *tx, c => {
+        let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO deliveries (id, tenant_id, event_id, route, url, secret, event_type, content_type, body,
                                      next_attempt_at, lease_until, created_at, updated_at, traceparent, status) ",
         );
@@ -194,21 +184,19 @@ pub(super) async fn insert_deliveries(
                 .push_bind(&d.traceparent)
                 .push("'pending'");
         });
-        q.build().execute(&mut **tx).await?;
+        q.build().execute(&mut **c).await?;
+        });
     }
     Ok(())
 }
 
 /// Logs attempts and moves their deliveries on, releasing their leases.
-pub(super) async fn record_attempts(
-    tx: &mut Transaction<'_, Sqlite>,
-    attempts: &[&AttemptDone],
-    now: i64,
-) -> Result<()> {
+pub(super) async fn record_attempts(tx: &mut Tx<'_>, attempts: &[&AttemptDone], now: i64) -> Result<()> {
     // 7 binds a row in the first statement, 6 in the second.
     for chunk in attempts.chunks(1000) {
-        let mut q = QueryBuilder::<Sqlite>::new(
-            "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_snippet) ",
+        on_tx!(&mut *tx, c => {
+        let mut q = QueryBuilder::<DB>::new(
+            "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, status_code, error, response_snippet) ",
         );
         q.push_values(chunk, |mut row, a| {
             row.push_bind(&a.delivery)
@@ -219,10 +207,17 @@ pub(super) async fn record_attempts(
                 .push_bind(&a.record.error)
                 .push_bind(&a.record.response_snippet);
         });
-        q.build().execute(&mut **tx).await?;
+        // An attempt recorded again (a restart repeated it) replaces the earlier record.
+        // (A batch naming one attempt twice fails on PostgreSQL and is committed op by op.)
+        q.push(
+            " ON CONFLICT (delivery_id, attempt) DO UPDATE SET started_at = excluded.started_at,
+             duration_ms = excluded.duration_ms, status_code = excluded.status_code, error = excluded.error,
+             response_snippet = excluded.response_snippet",
+        );
+        q.build().execute(&mut **c).await?;
 
         // SQLite and PostgreSQL both name a VALUES list's columns column1, column2, ...
-        let mut q = QueryBuilder::<Sqlite>::new("WITH v AS (");
+        let mut q = QueryBuilder::<DB>::new("WITH v AS (");
         q.push_values(chunk, |mut row, a| {
             row.push_bind(&a.delivery)
                 .push_bind(a.record.status)
@@ -237,39 +232,39 @@ pub(super) async fn record_attempts(
                  last_status = v.column5, last_error = v.column6, updated_at = ",
         );
         q.push_bind(now).push(" FROM v WHERE deliveries.id = v.column1");
-        q.build().execute(&mut **tx).await?;
+        q.build().execute(&mut **c).await?;
+        });
     }
     Ok(())
 }
 
 /// Puts a claimed delivery back without an attempt (its destination is busy or its circuit
 /// is open): due again at `at`, and the try is not counted.
-pub(super) async fn defer(tx: &mut Transaction<'_, Sqlite>, id: &DeliveryId, at: i64) -> Result<()> {
-    sqlx::query("UPDATE deliveries SET next_attempt_at = ?, lease_until = NULL WHERE id = ? AND status = 'pending'")
-        .bind(at)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+pub(super) async fn defer(tx: &mut Tx<'_>, id: &DeliveryId, at: i64) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE deliveries SET next_attempt_at = $1, lease_until = NULL WHERE id = $2 AND status = 'pending'",
+    )
+    .bind(at)
+    .bind(id)
+    .execute(&mut **c)
+    .await
+    .map(drop)?);
     Ok(())
 }
 
 /// Dead-letters a claimed delivery without an attempt, with the reason (its destination is
 /// disabled). It can be replayed once the destination is enabled again.
-pub(super) async fn dead_letter(
-    tx: &mut Transaction<'_, Sqlite>,
-    id: &DeliveryId,
-    reason: &str,
-    now: i64,
-) -> Result<()> {
-    sqlx::query(
-        "UPDATE deliveries SET status = 'dead', lease_until = NULL, last_error = ?, updated_at = ?
-         WHERE id = ? AND status = 'pending'",
+pub(super) async fn dead_letter(tx: &mut Tx<'_>, id: &DeliveryId, reason: &str, now: i64) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE deliveries SET status = 'dead', lease_until = NULL, last_error = $1, updated_at = $2
+         WHERE id = $3 AND status = 'pending'",
     )
     .bind(reason)
     .bind(now)
     .bind(id)
-    .execute(&mut **tx)
-    .await?;
+    .execute(&mut **c)
+    .await
+    .map(drop)?);
     Ok(())
 }
 
@@ -286,26 +281,20 @@ impl Store {
         lease_until: i64,
     ) -> Result<Vec<DeliveryJob>> {
         let skip_tenants = serde_json::to_string(skip_tenants).expect("ids serialise");
-        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        let mut tx = self.db.begin().await?;
         // Only each tenant's first `limit` due deliveries can make the batch, so only those
         // are read (one index seek per tenant) and numbered.
-        let jobs: Vec<DeliveryJob> = sqlx::query_as(
-            "SELECT id, tenant_id, event_id, url, secret, event_type, content_type, body, attempts, tries, traceparent FROM (
-                 SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn
-                 FROM deliveries WHERE id IN (
-                     SELECT head.id FROM tenants w JOIN deliveries head ON head.id IN (
-                         SELECT id FROM deliveries INDEXED BY deliveries_ready_by_tenant
-                         WHERE status = 'pending' AND lease_until IS NULL AND tenant_id = w.id
-                           AND next_attempt_at <= ?3
-                         ORDER BY next_attempt_at LIMIT ?2)
-                     WHERE w.id NOT IN (SELECT value FROM json_each(?1)))
-             ) ORDER BY turn, next_attempt_at LIMIT ?2",
-        )
-        .bind(skip_tenants)
-        .bind(limit)
-        .bind(now_ms())
-        .fetch_all(&mut *tx)
-        .await?;
+        let jobs: Vec<DeliveryJob> = on_tx!(&mut tx, c => {
+            let sql = format!(
+                "SELECT id, tenant_id, event_id, url, secret, event_type, content_type, body, attempts, tries, traceparent FROM (
+                     SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn
+                     FROM deliveries WHERE id IN ({})
+                 ) d ORDER BY turn, next_attempt_at LIMIT $2",
+                <DB as Dialect>::DUE_DELIVERY_HEADS
+            );
+            sqlx::query_as(&sql).bind(&skip_tenants).bind(i64::from(limit)).bind(now).fetch_all(&mut **c).await?
+        });
         let mut jobs = jobs;
         for job in &mut jobs {
             // Only deliveries queued before destinations had rows of their own carry one.
@@ -320,11 +309,11 @@ impl Store {
 
     /// When the next delivery that no one holds falls due, so the worker can sleep until then.
     pub async fn next_delivery_due(&self) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar(
+        Ok(on_pool!(&self.db, p => sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND lease_until IS NULL",
         )
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(p)
+        .await?))
     }
 
     /// Logs an attempt and moves the delivery on, releasing the lease, in one transaction,
@@ -338,36 +327,33 @@ impl Store {
     /// For tests and tools.
     pub async fn record_attempts_at(&self, attempts: &[AttemptDone], now: i64) -> Result<()> {
         let refs: Vec<&AttemptDone> = attempts.iter().collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         record_attempts(&mut tx, &refs, now).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub(super) async fn deliveries_of_event(&self, event: &EventId) -> Result<Vec<DeliveryRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {ROW} FROM deliveries WHERE event_id = ? ORDER BY created_at, id"))
-            .bind(event)
-            .fetch_all(&self.pool)
-            .await?)
+        let sql = format!("SELECT {ROW} FROM deliveries WHERE event_id = $1 ORDER BY created_at, id");
+        Ok(on_pool!(&self.db, p => sqlx::query_as(&sql).bind(event).fetch_all(p).await?))
     }
 
     pub async fn delivery_detail(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Option<DeliveryDetail>> {
+        let sql = format!("SELECT {ROW} FROM deliveries WHERE tenant_id = $1 AND id = $2");
         let row: Option<DeliveryRow> =
-            sqlx::query_as(&format!("SELECT {ROW} FROM deliveries WHERE tenant_id = ? AND id = ?"))
-                .bind(tenant)
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
+            on_pool!(&self.db, p => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(p).await?);
         let Some(delivery) = row else { return Ok(None) };
-        let body: Vec<u8> =
-            sqlx::query_scalar("SELECT body FROM deliveries WHERE id = ?").bind(id).fetch_one(&self.pool).await?;
-        let attempts_log = sqlx::query_as(
+        let body: Vec<u8> = on_pool!(&self.db, p => sqlx::query_scalar("SELECT body FROM deliveries WHERE id = $1")
+            .bind(id)
+            .fetch_one(p)
+            .await?);
+        let attempts_log = on_pool!(&self.db, p => sqlx::query_as(
             "SELECT attempt, started_at, duration_ms, status_code, error, response_snippet FROM attempts
-             WHERE delivery_id = ? ORDER BY attempt",
+             WHERE delivery_id = $1 ORDER BY attempt",
         )
         .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await?);
         Ok(Some(DeliveryDetail { delivery, body: String::from_utf8_lossy(&body).into_owned(), attempts_log }))
     }
 
@@ -376,17 +362,17 @@ impl Store {
     /// when there is no such delivery for the tenant or it is still pending.
     pub async fn replay_delivery(&self, tenant: &TenantId, id: &DeliveryId) -> Result<bool> {
         let now = now_ms();
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = ?, lease_until = NULL, updated_at = ?
-             WHERE tenant_id = ? AND id = ? AND status != 'pending'",
+        let done = on_pool!(&self.db, p => sqlx::query(
+            "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = $1, lease_until = NULL, updated_at = $1
+             WHERE tenant_id = $2 AND id = $3 AND status != 'pending'",
         )
-        .bind(now)
         .bind(now)
         .bind(tenant)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
     }
 
     /// Replays every dead delivery of the tenant that matches `filter` (as `replay_delivery`
@@ -394,12 +380,13 @@ impl Store {
     pub async fn replay_dead(&self, tenant: &TenantId, filter: &DeadFilter) -> Result<u64> {
         let now = now_ms();
         let sql = format!(
-            "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = ?, lease_until = NULL, updated_at = ?
+            "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = $6, lease_until = NULL, updated_at = $6
              WHERE {DEAD_MATCH}"
         );
-        let query = sqlx::query(&sql).bind(now).bind(now);
-        let done = bind_dead_filter!(query, tenant, filter).execute(&self.pool).await?;
-        Ok(done.rows_affected())
+        Ok(on_pool!(&self.db, p => {
+            let query = sqlx::query(&sql);
+            bind_dead_filter!(query, tenant, filter).bind(now).execute(p).await?.rows_affected()
+        }))
     }
 
     /// The dead letters matching `filter`, for a replay that re-runs the plugin chain:
@@ -410,21 +397,25 @@ impl Store {
         filter: &DeadFilter,
     ) -> Result<Vec<(DeliveryId, EventId, String, String)>> {
         let sql = format!("SELECT id, event_id, route, url FROM deliveries WHERE {DEAD_MATCH} ORDER BY created_at");
-        let query = sqlx::query_as(&sql);
-        Ok(bind_dead_filter!(query, tenant, filter).fetch_all(&self.pool).await?)
+        Ok(on_pool!(&self.db, p => {
+            let query = sqlx::query_as(&sql);
+            bind_dead_filter!(query, tenant, filter).fetch_all(p).await?
+        }))
     }
 
     /// Marks dead letters superseded and queues their replacements, in one transaction.
     pub async fn supersede(&self, old: &[DeliveryId], new: &[NewDelivery]) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         for id in old {
-            sqlx::query("UPDATE deliveries SET superseded_at = ?, updated_at = ? WHERE id = ? AND status = 'dead'")
-                .bind(now)
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            on_tx!(&mut tx, c => sqlx::query(
+                "UPDATE deliveries SET superseded_at = $1, updated_at = $1 WHERE id = $2 AND status = 'dead'",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut **c)
+            .await
+            .map(drop)?);
         }
         let rows: Vec<_> = new.iter().map(|d| (d, None)).collect();
         insert_deliveries(&mut tx, &rows, now).await?;
@@ -433,34 +424,34 @@ impl Store {
     }
 
     /// Drops every lease, of deliveries and events. Only for start-up of the single-process
-    /// (SQLite) router: nobody else can be holding one, and waiting for them to expire would
-    /// only delay recovery. Returns (deliveries, events) released.
+    /// router: nobody else can be holding one, and waiting for them to expire would only
+    /// delay recovery. Returns (deliveries, events) released.
+    // several nodes: on PostgreSQL other nodes hold leases; a starting node must release only
+    // its own (leases that name their node), or none and let them expire.
     pub async fn release_leases(&self) -> Result<(u64, u64)> {
-        let deliveries = sqlx::query("UPDATE deliveries SET lease_until = NULL WHERE lease_until IS NOT NULL")
-            .execute(&self.pool)
-            .await?;
-        let events = sqlx::query("UPDATE events SET lease_until = NULL WHERE lease_until IS NOT NULL")
-            .execute(&self.pool)
-            .await?;
-        Ok((deliveries.rows_affected(), events.rows_affected()))
+        let release = |table: &'static str| async move {
+            let sql = format!("UPDATE {table} SET lease_until = NULL WHERE lease_until IS NOT NULL");
+            Ok::<_, sqlx::Error>(on_pool!(&self.db, p => sqlx::query(&sql).execute(p).await?.rows_affected()))
+        };
+        Ok((release("deliveries").await?, release("events").await?))
     }
 
     /// Pending and dead deliveries per tenant, for `/metrics`: `(tenant, "pending" | "dead", n)`.
     /// Dead letters already replayed (superseded) are not counted.
     pub async fn delivery_counts(&self) -> Result<Vec<(TenantId, &'static str, u64)>> {
-        let rows: Vec<(TenantId, String, i64)> = sqlx::query_as(
+        let rows: Vec<(TenantId, String, i64)> = on_pool!(&self.db, p => sqlx::query_as(
             "SELECT tenant_id, status, COUNT(*) FROM deliveries
              WHERE status = 'pending' OR (status = 'dead' AND superseded_at IS NULL) GROUP BY tenant_id, status",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await?);
         Ok(rows.into_iter().map(|(t, s, n)| (t, if s == "dead" { "dead" } else { "pending" }, n as u64)).collect())
     }
 
     pub async fn count_deliveries(&self, status: DeliveryStatus) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = ?")
+        Ok(on_pool!(&self.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE status = $1")
             .bind(status)
-            .fetch_one(&self.pool)
-            .await?)
+            .fetch_one(p)
+            .await?))
     }
 }

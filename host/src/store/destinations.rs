@@ -67,15 +67,20 @@ impl Store {
         grace_ms: i64,
     ) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         for d in list {
             let schedule = d.retry_schedule_ms.as_ref().map(|s| serde_json::to_string(s).expect("numbers serialise"));
-            sqlx::query(
+            // Sealing is deterministic, so `secret != excluded.secret` still tells a rotation.
+            let sealed = self.keys.seal(&d.secret);
+            // The stored row's columns are named by the table: PostgreSQL also sees `excluded`'s.
+            on_tx!(&mut tx, c => sqlx::query(
                 "INSERT INTO destinations (tenant_id, url, secret, retry_schedule, timeout_ms, max_in_flight, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (tenant_id, url) DO UPDATE SET
-                    previous_secret = CASE WHEN secret != excluded.secret THEN secret ELSE previous_secret END,
-                    previous_secret_until = CASE WHEN secret != excluded.secret THEN ? ELSE previous_secret_until END,
+                    previous_secret = CASE WHEN destinations.secret != excluded.secret
+                        THEN destinations.secret ELSE destinations.previous_secret END,
+                    previous_secret_until = CASE WHEN destinations.secret != excluded.secret
+                        THEN $9 ELSE destinations.previous_secret_until END,
                     secret = excluded.secret,
                     retry_schedule = excluded.retry_schedule,
                     timeout_ms = excluded.timeout_ms,
@@ -84,16 +89,16 @@ impl Store {
             )
             .bind(tenant)
             .bind(&d.url)
-            // Sealing is deterministic, so `secret != excluded.secret` still tells a rotation.
-            .bind(self.keys.seal(&d.secret))
-            .bind(schedule)
+            .bind(&sealed)
+            .bind(&schedule)
             .bind(d.timeout_ms.map(|t| t as i64))
             .bind(d.max_in_flight.map(i64::from))
             .bind(now)
             .bind(now)
             .bind(now + grace_ms)
-            .execute(&mut *tx)
-            .await?;
+            .execute(&mut **c)
+            .await
+            .map(drop)?);
         }
         tx.commit().await?;
         for d in list {
@@ -110,12 +115,9 @@ impl Store {
             return Ok(hit.clone());
         }
         let writes = self.caches.destination_writes.load(Ordering::Acquire);
+        let sql = format!("SELECT {COLUMNS} FROM destinations WHERE tenant_id = $1 AND url = $2");
         let row: Option<DestinationRow> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM destinations WHERE tenant_id = ? AND url = ?"))
-                .bind(tenant)
-                .bind(url)
-                .fetch_optional(&self.pool)
-                .await?;
+            on_pool!(&self.db, p => sqlx::query_as(&sql).bind(tenant).bind(url).fetch_optional(p).await?);
         let row = row.map(|r| self.open_destination(r)).transpose()?;
         let mut cache = self.caches.destinations.lock().expect("not poisoned");
         // A write since the read began may have been missed by it: do not keep it.
@@ -144,18 +146,18 @@ impl Store {
     /// Destinations per tenant and health, for `/metrics`: `(tenant, "healthy" | "failing" |
     /// "disabled", n)`.
     pub async fn destination_health(&self) -> Result<Vec<(TenantId, &'static str, u64)>> {
-        let rows: Vec<(TenantId, i64, i64, i64)> = sqlx::query_as(
+        let rows: Vec<(TenantId, bool, bool, i64)> = on_pool!(&self.db, p => sqlx::query_as(
             "SELECT tenant_id, disabled_reason IS NOT NULL, failing_since IS NOT NULL, COUNT(*) FROM destinations
              GROUP BY 1, 2, 3",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await?);
         Ok(rows
             .into_iter()
             .map(|(t, disabled, failing, n)| {
-                let health = if disabled != 0 {
+                let health = if disabled {
                     "disabled"
-                } else if failing != 0 {
+                } else if failing {
                     "failing"
                 } else {
                     "healthy"
@@ -166,19 +168,20 @@ impl Store {
     }
 
     pub async fn list_destinations(&self, tenant: &TenantId) -> Result<Vec<DestinationRow>> {
-        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM destinations WHERE tenant_id = ? ORDER BY url"))
-            .bind(tenant)
-            .fetch_all(&self.pool)
-            .await?)
+        let sql = format!("SELECT {COLUMNS} FROM destinations WHERE tenant_id = $1 ORDER BY url");
+        Ok(on_pool!(&self.db, p => sqlx::query_as(&sql).bind(tenant).fetch_all(p).await?))
     }
 
     /// A success: the destination is healthy again.
     pub async fn destination_recovered(&self, tenant: &TenantId, url: &str) -> Result<()> {
-        sqlx::query("UPDATE destinations SET failing_since = NULL WHERE tenant_id = ? AND url = ? AND failing_since IS NOT NULL")
-            .bind(tenant)
-            .bind(url)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(&self.db, p => sqlx::query(
+            "UPDATE destinations SET failing_since = NULL WHERE tenant_id = $1 AND url = $2 AND failing_since IS NOT NULL",
+        )
+        .bind(tenant)
+        .bind(url)
+        .execute(p)
+        .await
+        .map(drop)?);
         self.forget_destination(tenant, url);
         Ok(())
     }
@@ -194,15 +197,15 @@ impl Store {
         last_error: &str,
     ) -> Result<Option<String>> {
         let now = now_ms();
-        let since: Option<Option<i64>> = sqlx::query_scalar(
-            "UPDATE destinations SET failing_since = COALESCE(failing_since, ?)
-             WHERE tenant_id = ? AND url = ? AND disabled_at IS NULL RETURNING failing_since",
+        let since: Option<Option<i64>> = on_pool!(&self.db, p => sqlx::query_scalar(
+            "UPDATE destinations SET failing_since = COALESCE(failing_since, $1)
+             WHERE tenant_id = $2 AND url = $3 AND disabled_at IS NULL RETURNING failing_since",
         )
         .bind(now)
         .bind(tenant)
         .bind(url)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(p)
+        .await?);
         self.forget_destination(tenant, url);
         let Some(Some(since)) = since else { return Ok(None) };
         let reason = disable.or_else(|| {
@@ -211,17 +214,17 @@ impl Store {
             })
         });
         if let Some(reason) = &reason {
-            sqlx::query(
-                "UPDATE destinations SET disabled_at = ?, disabled_reason = ?, updated_at = ?
-                 WHERE tenant_id = ? AND url = ? AND disabled_at IS NULL",
+            on_pool!(&self.db, p => sqlx::query(
+                "UPDATE destinations SET disabled_at = $1, disabled_reason = $2, updated_at = $1
+                 WHERE tenant_id = $3 AND url = $4 AND disabled_at IS NULL",
             )
             .bind(now)
             .bind(reason)
-            .bind(now)
             .bind(tenant)
             .bind(url)
-            .execute(&self.pool)
-            .await?;
+            .execute(p)
+            .await
+            .map(drop)?);
             self.forget_destination(tenant, url);
         }
         Ok(reason)
@@ -229,16 +232,18 @@ impl Store {
 
     /// Enables a disabled destination (and forgets its failures). False when there is none.
     pub async fn enable_destination(&self, tenant: &TenantId, url: &str) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE destinations SET disabled_at = NULL, disabled_reason = NULL, failing_since = NULL, updated_at = ?
-             WHERE tenant_id = ? AND url = ?",
+        let now = now_ms();
+        let done = on_pool!(&self.db, p => sqlx::query(
+            "UPDATE destinations SET disabled_at = NULL, disabled_reason = NULL, failing_since = NULL, updated_at = $1
+             WHERE tenant_id = $2 AND url = $3",
         )
-        .bind(now_ms())
+        .bind(now)
         .bind(tenant)
         .bind(url)
-        .execute(&self.pool)
-        .await?;
+        .execute(p)
+        .await?
+        .rows_affected());
         self.forget_destination(tenant, url);
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 }

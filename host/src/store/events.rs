@@ -4,11 +4,12 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::QueryBuilder;
 
 use super::deliveries::{DeliveryRow, NewDelivery, insert_deliveries};
+use super::dialect::Dialect;
 use super::writer::Completion;
-use super::{Result, Store, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
+use super::{Result, Store, Tx, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
 use crate::event::{Event, EventId, TenantId};
 
 /// An event as ingest hands it to the store.
@@ -99,9 +100,8 @@ impl EventRow {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum RouteOutcome {
     /// The chain produced outputs; one delivery per output and destination was queued.
     Emitted,
@@ -110,6 +110,8 @@ pub enum RouteOutcome {
     /// A plugin trapped, timed out, broke a limit or returned an error.
     Failed,
 }
+
+text_enum!(RouteOutcome { Emitted = "emitted", Dropped = "dropped", Failed = "failed" });
 
 /// What one route did with one event.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -143,7 +145,7 @@ pub fn traceparent_of(event: &Event) -> Option<&str> {
 }
 
 pub(super) async fn insert_batch(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Tx<'_>,
     batch: &[(&NewEvent, Option<i64>)],
     received_at: i64,
 ) -> Result<Vec<InsertOutcome>> {
@@ -153,7 +155,8 @@ pub(super) async fn insert_batch(
     let mut inserted = HashSet::new();
     // 11 binds a row, far below SQLite's 32,766.
     for chunk in batch.chunks(1000) {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let ids: Vec<EventId> = on_tx!(&mut *tx, c => {
+        let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO events (id, tenant_id, source, upstream_id, event_type, time, subject, data, raw, received_at, lease_until, traceparent, status) ",
         );
         q.push_values(chunk, |mut row, (new, lease)| {
@@ -173,7 +176,8 @@ pub(super) async fn insert_batch(
                 .push("'pending'");
         });
         q.push(" ON CONFLICT (tenant_id, source, upstream_id) DO NOTHING RETURNING id");
-        let ids: Vec<EventId> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+        q.build_query_scalar().fetch_all(&mut **c).await?
+        });
         inserted.extend(ids);
     }
     let mut outcomes = Vec::with_capacity(batch.len());
@@ -181,12 +185,14 @@ pub(super) async fn insert_batch(
         if inserted.contains(&new.event.id) {
             outcomes.push(InsertOutcome::Stored(new.event.id.clone()));
         } else {
-            let id = sqlx::query_scalar("SELECT id FROM events WHERE tenant_id = ? AND source = ? AND upstream_id = ?")
-                .bind(&new.tenant_id)
-                .bind(&new.event.source)
-                .bind(&new.upstream_id)
-                .fetch_one(&mut **tx)
-                .await?;
+            let id = on_tx!(&mut *tx, c => sqlx::query_scalar(
+                "SELECT id FROM events WHERE tenant_id = $1 AND source = $2 AND upstream_id = $3",
+            )
+            .bind(&new.tenant_id)
+            .bind(&new.event.source)
+            .bind(&new.upstream_id)
+            .fetch_one(&mut **c)
+            .await?);
             outcomes.push(InsertOutcome::Duplicate(id));
         }
     }
@@ -199,21 +205,22 @@ pub(super) async fn insert_batch(
 /// its commit) is left as it was, and its results and deliveries are not written again.
 /// Puts an event back to be processed again at `at` (a transient fault), releasing its
 /// lease and counting the run.
-pub(super) async fn retry(tx: &mut Transaction<'_, Sqlite>, event: &EventId, at: i64, error: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE events SET lease_until = NULL, retry_at = ?, tries = tries + 1, last_error = ?
-         WHERE id = ? AND status = 'pending'",
+pub(super) async fn retry(tx: &mut Tx<'_>, event: &EventId, at: i64, error: &str) -> Result<()> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE events SET lease_until = NULL, retry_at = $1, tries = tries + 1, last_error = $2
+         WHERE id = $3 AND status = 'pending'",
     )
     .bind(at)
     .bind(error)
     .bind(event)
-    .execute(&mut **tx)
-    .await?;
+    .execute(&mut **c)
+    .await
+    .map(drop)?);
     Ok(())
 }
 
 pub(super) async fn complete_batch(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Tx<'_>,
     completions: &[&Completion],
     leases: &[Vec<Option<i64>>],
     now: i64,
@@ -228,7 +235,8 @@ pub(super) async fn complete_batch(
     }
     for (version, ids) in by_version {
         for chunk in ids.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new("UPDATE events SET status = 'processed', processed_at = ");
+            let ids: Vec<EventId> = on_tx!(&mut *tx, c => {
+            let mut q = QueryBuilder::<DB>::new("UPDATE events SET status = 'processed', processed_at = ");
             q.push_bind(now).push(", route_version = ").push_bind(version);
             q.push(", lease_until = NULL, retry_at = NULL WHERE status = 'pending' AND id IN (");
             let mut list = q.separated(", ");
@@ -236,7 +244,8 @@ pub(super) async fn complete_batch(
                 list.push_bind(*id);
             }
             q.push(") RETURNING id");
-            let ids: Vec<EventId> = q.build_query_scalar().fetch_all(&mut **tx).await?;
+            q.build_query_scalar().fetch_all(&mut **c).await?
+            });
             moved.extend(ids);
         }
     }
@@ -246,12 +255,14 @@ pub(super) async fn complete_batch(
         .flat_map(|c| c.results.iter().map(move |r| (&c.event, r)))
         .collect();
     for chunk in results.chunks(1000) {
-        let mut q =
-            QueryBuilder::<Sqlite>::new("INSERT INTO route_results (event_id, route, outcome, detail, outputs) ");
-        q.push_values(chunk, |mut row, (event, r)| {
-            row.push_bind(*event).push_bind(&r.route).push_bind(r.outcome).push_bind(&r.detail).push_bind(r.outputs);
+        on_tx!(&mut *tx, c => {
+            let mut q =
+                QueryBuilder::<DB>::new("INSERT INTO route_results (event_id, route, outcome, detail, outputs) ");
+            q.push_values(chunk, |mut row, (event, r)| {
+                row.push_bind(*event).push_bind(&r.route).push_bind(r.outcome).push_bind(&r.detail).push_bind(r.outputs);
+            });
+            q.build().execute(&mut **c).await?;
         });
-        q.build().execute(&mut **tx).await?;
     }
     let deliveries: Vec<(&NewDelivery, Option<i64>)> = completions
         .iter()
@@ -281,7 +292,7 @@ impl Store {
     /// events (retention) make them with this.
     pub async fn insert_events_at(&self, batch: &[NewEvent], received_at: i64) -> Result<Vec<InsertOutcome>> {
         let rows: Vec<_> = batch.iter().map(|e| (e, None)).collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         let outcomes = insert_batch(&mut tx, &rows, received_at).await?;
         tx.commit().await?;
         Ok(outcomes)
@@ -299,27 +310,21 @@ impl Store {
         lease_until: i64,
     ) -> Result<Vec<EventRow>> {
         let skip_tenants = serde_json::to_string(skip_tenants).expect("ids serialise");
-        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        let mut tx = self.db.begin().await?;
         // Only each tenant's oldest `limit` ready events can make the batch, so only those are
         // read (one index seek per tenant) and numbered: the cost does not grow with backlogs.
-        let rows: Vec<EventRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM (
-                 SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY received_at, id) AS turn
-                 FROM events WHERE id IN (
-                     SELECT head.id FROM tenants w JOIN events head ON head.id IN (
-                         SELECT id FROM events
-                         WHERE status = 'pending' AND lease_until IS NULL AND tenant_id = w.id
-                           AND (retry_at IS NULL OR retry_at <= ?3)
-                         ORDER BY received_at, id LIMIT ?2)
-                     WHERE w.id NOT IN (SELECT value FROM json_each(?1)))
-             ) e JOIN tenants t ON t.id = e.tenant_id
-             ORDER BY e.turn, e.received_at LIMIT ?2"
-        ))
-        .bind(skip_tenants)
-        .bind(limit)
-        .bind(now_ms())
-        .fetch_all(&mut *tx)
-        .await?;
+        let rows: Vec<EventRow> = on_tx!(&mut tx, c => {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM (
+                     SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY received_at, id) AS turn
+                     FROM events WHERE id IN ({})
+                 ) e JOIN tenants t ON t.id = e.tenant_id
+                 ORDER BY e.turn, e.received_at LIMIT $2",
+                <DB as Dialect>::READY_EVENT_HEADS
+            );
+            sqlx::query_as(&sql).bind(&skip_tenants).bind(i64::from(limit)).bind(now).fetch_all(&mut **c).await?
+        });
         if !rows.is_empty() {
             super::lease(&mut tx, "events", rows.iter().map(|r| r.id.as_str()), lease_until).await?;
             tx.commit().await?;
@@ -329,24 +334,24 @@ impl Store {
 
     /// Gives an event back to the poll (its completion could not be stored).
     pub async fn release_event(&self, id: &EventId) -> Result<()> {
-        sqlx::query("UPDATE events SET lease_until = NULL WHERE id = ? AND status = 'pending'")
+        on_pool!(&self.db, p => sqlx::query("UPDATE events SET lease_until = NULL WHERE id = $1 AND status = 'pending'")
             .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .execute(p)
+            .await
+            .map(drop)?);
         Ok(())
     }
 
     /// Pending events per tenant (each tenant's backlog), read at start-up.
     pub async fn pending_per_tenant(&self) -> Result<Vec<(TenantId, u64)>> {
-        let rows: Vec<(TenantId, i64)> =
-            // Through the partial index of pending events: left to itself the planner walks
-            // every event in tenant order, which grows with the table, not the backlog.
-            sqlx::query_as(
-                "SELECT tenant_id, COUNT(*) FROM events INDEXED BY events_pending WHERE status = 'pending'
-                 GROUP BY tenant_id",
-            )
-                .fetch_all(&self.pool)
-                .await?;
+        // Through the partial index of pending events (see `Dialect`).
+        let rows: Vec<(TenantId, i64)> = on_pool!(&self.db, p => {
+            let sql = format!(
+                "SELECT tenant_id, COUNT(*) FROM events {} WHERE status = 'pending' GROUP BY tenant_id",
+                <DB as Dialect>::EVENTS_PENDING_INDEX
+            );
+            sqlx::query_as(&sql).fetch_all(p).await?
+        });
         Ok(rows.into_iter().map(|(t, n)| (t, n as u64)).collect())
     }
 
@@ -374,30 +379,27 @@ impl Store {
     pub async fn complete_events_at(&self, completions: &[Completion], now: i64) -> Result<()> {
         let leases: Vec<Vec<Option<i64>>> = completions.iter().map(|c| vec![None; c.deliveries.len()]).collect();
         let refs: Vec<&Completion> = completions.iter().collect();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         complete_batch(&mut tx, &refs, &leases, now).await?;
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn event_row(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM events e JOIN tenants t ON t.id = e.tenant_id WHERE e.tenant_id = ? AND e.id = ?"
-        ))
-        .bind(tenant)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?)
+        let sql = format!(
+            "SELECT {COLUMNS} FROM events e JOIN tenants t ON t.id = e.tenant_id WHERE e.tenant_id = $1 AND e.id = $2"
+        );
+        Ok(on_pool!(&self.db, p => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(p).await?))
     }
 
     pub async fn event_detail(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventDetail>> {
         let Some(event) = self.event_row(tenant, id).await? else { return Ok(None) };
-        let routes = sqlx::query_as(
-            "SELECT route, outcome, detail, outputs FROM route_results WHERE event_id = ? ORDER BY route",
+        let routes = on_pool!(&self.db, p => sqlx::query_as(
+            "SELECT route, outcome, detail, outputs FROM route_results WHERE event_id = $1 ORDER BY route",
         )
         .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await?);
         let deliveries = self.deliveries_of_event(id).await?;
         let data = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
         Ok(Some(EventDetail { event, data, routes, deliveries }))
@@ -405,18 +407,20 @@ impl Store {
 
     /// The tenant's events received before `before` (unix ms), for tests and tools.
     pub async fn count_events_before(&self, tenant: &TenantId, before: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = ? AND received_at < ?")
+        Ok(
+            on_pool!(&self.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = $1 AND received_at < $2")
             .bind(tenant)
             .bind(before)
-            .fetch_one(&self.pool)
-            .await?)
+            .fetch_one(p)
+            .await?),
+        )
     }
 
     /// Counts by status, for tests and health checks.
     pub async fn count_events(&self, status: &str) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE status = ?")
+        Ok(on_pool!(&self.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE status = $1")
             .bind(status)
-            .fetch_one(&self.pool)
-            .await?)
+            .fetch_one(p)
+            .await?))
     }
 }

@@ -47,54 +47,61 @@ impl Store {
             last_used_at: None,
             revoked_at: None,
         };
-        sqlx::query("INSERT INTO api_keys (id, tenant_id, name, prefix, hash, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(&row.id)
-            .bind(tenant)
-            .bind(&row.name)
-            .bind(&row.prefix)
-            .bind(hash(&key))
-            .bind(row.created_at)
-            .execute(&self.pool)
-            .await?;
+        let hashed = hash(&key);
+        on_pool!(&self.db, p => sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, name, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&row.id)
+        .bind(tenant)
+        .bind(&row.name)
+        .bind(&row.prefix)
+        .bind(&hashed)
+        .bind(row.created_at)
+        .execute(p)
+        .await
+        .map(drop)?);
         Ok((row, key))
     }
 
     pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>> {
-        Ok(sqlx::query_as(&format!("SELECT {COLUMNS} FROM api_keys WHERE tenant_id = ? ORDER BY created_at"))
-            .bind(tenant)
-            .fetch_all(&self.pool)
-            .await?)
+        let sql = format!("SELECT {COLUMNS} FROM api_keys WHERE tenant_id = $1 ORDER BY created_at");
+        Ok(on_pool!(&self.db, p => sqlx::query_as(&sql).bind(tenant).fetch_all(p).await?))
     }
 
     /// Revokes a key at once. False when the tenant has no such key; revoking twice is fine.
     pub async fn revoke_api_key(&self, tenant: &TenantId, id: &KeyId) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE tenant_id = ? AND id = ?")
-                .bind(now_ms())
-                .bind(tenant)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-        Ok(done.rows_affected() > 0)
+        let now = now_ms();
+        let done = on_pool!(&self.db, p => sqlx::query(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE tenant_id = $2 AND id = $3",
+        )
+        .bind(now)
+        .bind(tenant)
+        .bind(id)
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(done > 0)
     }
 
     /// The tenant a presented key belongs to, if the key is valid and not revoked.
     pub async fn tenant_for_key(&self, key: &str) -> Result<Option<Tenant>> {
-        let row: Option<(KeyId, Option<i64>, TenantId, String, i64)> = sqlx::query_as(
+        let hashed = hash(key);
+        let row: Option<(KeyId, Option<i64>, TenantId, String, i64)> = on_pool!(&self.db, p => sqlx::query_as(
             "SELECT k.id, k.last_used_at, t.id, t.name, t.created_at FROM api_keys k
-             JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = ? AND k.revoked_at IS NULL",
+             JOIN tenants t ON t.id = k.tenant_id WHERE k.hash = $1 AND k.revoked_at IS NULL",
         )
-        .bind(hash(key))
-        .fetch_optional(&self.pool)
-        .await?;
+        .bind(&hashed)
+        .fetch_optional(p)
+        .await?);
         let Some((key_id, last_used, tenant_id, name, created_at)) = row else { return Ok(None) };
         let now = now_ms();
         if last_used.is_none_or(|t| now - t > LAST_USED_GRANULARITY_MS) {
-            sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE id = ?")
+            on_pool!(&self.db, p => sqlx::query("UPDATE api_keys SET last_used_at = $1 WHERE id = $2")
                 .bind(now)
                 .bind(&key_id)
-                .execute(&self.pool)
-                .await?;
+                .execute(p)
+                .await
+                .map(drop)?);
         }
         Ok(Some(Tenant { id: tenant_id, name, created_at }))
     }

@@ -15,9 +15,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use sqlx::QueryBuilder;
 
-use super::{Result, Store, now_ms};
+use super::{Result, Store, Tx, now_ms};
 use crate::event::TenantId;
 
 /// What a tenant's kv store may hold (`max_kv_keys`, `max_kv_bytes` of its policy).
@@ -124,16 +124,13 @@ impl Drop for KvReservation {
 }
 
 /// The committed usage of `tenants`, read inside the transaction that just wrote their kv.
-pub(super) async fn usage_of(
-    tx: &mut Transaction<'_, Sqlite>,
-    tenants: &[&TenantId],
-) -> Result<Vec<(TenantId, KvUsage)>> {
+pub(super) async fn usage_of(tx: &mut Tx<'_>, tenants: &[&TenantId]) -> Result<Vec<(TenantId, KvUsage)>> {
     let mut out = Vec::with_capacity(tenants.len());
     for tenant in tenants {
-        let row: Option<(i64, i64)> = sqlx::query_as("SELECT keys, bytes FROM kv_usage WHERE tenant_id = ?")
+        let row: Option<(i64, i64)> = on_tx!(tx, c => sqlx::query_as("SELECT keys, bytes FROM kv_usage WHERE tenant_id = $1")
             .bind(*tenant)
-            .fetch_optional(&mut **tx)
-            .await?;
+            .fetch_optional(&mut **c)
+            .await?);
         let (keys, bytes) = row.unwrap_or_default();
         out.push(((*tenant).clone(), KvUsage { keys, bytes }));
     }
@@ -153,7 +150,7 @@ pub(super) struct KvOverlay {
 /// Applies queued kv writes in a batch: later writes to a key win, upserts go in multi-row
 /// statements.
 pub(super) async fn apply_batch(
-    tx: &mut Transaction<'_, Sqlite>,
+    tx: &mut Tx<'_>,
     calls: &[(&TenantId, &HashMap<String, Option<String>>)],
     now: i64,
 ) -> Result<()> {
@@ -168,15 +165,22 @@ pub(super) async fn apply_batch(
     }
     let (sets, deletes): (Vec<_>, Vec<_>) = last.into_iter().partition(|(_, v)| v.is_some());
     for chunk in sets.chunks(1000) {
-        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO kv (tenant_id, key, value, updated_at) ");
-        q.push_values(chunk, |mut row, ((tenant, key), value)| {
-            row.push_bind(*tenant).push_bind(*key).push_bind(value.expect("sets only")).push_bind(now);
+        on_tx!(&mut *tx, c => {
+            let mut q = QueryBuilder::<DB>::new("INSERT INTO kv (tenant_id, key, value, updated_at) ");
+            q.push_values(chunk, |mut row, ((tenant, key), value)| {
+                row.push_bind(*tenant).push_bind(*key).push_bind(value.expect("sets only")).push_bind(now);
+            });
+            q.push(" ON CONFLICT (tenant_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at");
+            q.build().execute(&mut **c).await?;
         });
-        q.push(" ON CONFLICT (tenant_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at");
-        q.build().execute(&mut **tx).await?;
     }
     for ((tenant, key), _) in deletes {
-        sqlx::query("DELETE FROM kv WHERE tenant_id = ? AND key = ?").bind(tenant).bind(key).execute(&mut **tx).await?;
+        on_tx!(&mut *tx, c => sqlx::query("DELETE FROM kv WHERE tenant_id = $1 AND key = $2")
+            .bind(tenant)
+            .bind(key)
+            .execute(&mut **c)
+            .await
+            .map(drop)?);
     }
     Ok(())
 }
@@ -185,7 +189,7 @@ impl Store {
     /// Loads every tenant's committed kv usage, at start-up.
     pub(super) async fn kv_usage_load(&self) -> Result<()> {
         let rows: Vec<(TenantId, i64, i64)> =
-            sqlx::query_as("SELECT tenant_id, keys, bytes FROM kv_usage").fetch_all(&self.pool).await?;
+            on_pool!(&self.db, p => sqlx::query_as("SELECT tenant_id, keys, bytes FROM kv_usage").fetch_all(p).await?);
         let mut all = self.caches.kv_usage.lock().expect("not poisoned");
         for (tenant, keys, bytes) in rows {
             all.entry(tenant).or_default().committed = KvUsage { keys, bytes };
@@ -222,13 +226,13 @@ impl Store {
 
     /// The tenant's usage counted from the `kv` table itself, for tests and tools.
     pub async fn kv_usage_counted(&self, tenant: &TenantId) -> Result<KvUsage> {
-        let (keys, bytes): (i64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(length(CAST(key AS BLOB)) + length(CAST(value AS BLOB))), 0)
-             FROM kv WHERE tenant_id = ?",
+        let (keys, bytes): (i64, i64) = on_pool!(&self.db, p => sqlx::query_as(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(octet_length(key) + octet_length(value)), 0) AS BIGINT)
+             FROM kv WHERE tenant_id = $1",
         )
         .bind(tenant)
-        .fetch_one(&self.pool)
-        .await?;
+        .fetch_one(p)
+        .await?);
         Ok(KvUsage { keys, bytes })
     }
 
@@ -262,11 +266,11 @@ impl Store {
         if let Some((value, _)) = staged {
             return Ok(value);
         }
-        Ok(sqlx::query_scalar("SELECT value FROM kv WHERE tenant_id = ? AND key = ?")
+        Ok(on_pool!(&self.db, p => sqlx::query_scalar("SELECT value FROM kv WHERE tenant_id = $1 AND key = $2")
             .bind(tenant)
             .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(p)
+            .await?))
     }
 
     /// Applies one plugin call's writes (`None` deletes the key) in a single transaction of
@@ -285,7 +289,7 @@ impl Store {
         if writes.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.db.begin().await?;
         apply_batch(&mut tx, &[(tenant, writes)], now_ms()).await?;
         let usage = usage_of(&mut tx, &[tenant]).await?;
         tx.commit().await?;

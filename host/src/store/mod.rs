@@ -1,12 +1,16 @@
-//! Durable state, through sqlx on an embedded SQLite file (WAL). One `impl Store` block per
-//! concern lives in the sibling files; SQL never leaves this module.
+//! Durable state, through sqlx on an embedded SQLite file (WAL) or on PostgreSQL (`backend`:
+//! each query compiled once per backend). One `impl Store` block per concern lives in the
+//! sibling files; SQL never leaves this module.
 //!
 //! Every multi-row change that must be all-or-nothing (routing an event into the outbox,
 //! recording an attempt) runs in one transaction, so a crash between any two statements
 //! leaves the previous consistent state and the worker that owns it resumes from there.
 
+#[macro_use]
+mod backend;
 mod deliveries;
 mod destinations;
+mod dialect;
 mod events;
 pub mod handoff;
 mod keys;
@@ -22,14 +26,14 @@ mod writer;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serializer;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
+use backend::{Db, Tx};
+
+pub use backend::{DatabaseUrl, redact_url};
 pub use deliveries::{
     AttemptRecord, AttemptRow, DeadFilter, DeliveryDetail, DeliveryJob, DeliveryRow, DeliveryStatus, NewDelivery,
 };
@@ -70,7 +74,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    db: Db,
     caches: Arc<Caches>,
     /// Seals secrets before they are stored and opens them when read (see `secrets`).
     keys: Arc<secrets::Keyring>,
@@ -103,32 +107,35 @@ impl Store {
     /// the secrets key kept in `<dir>` (generated on first use).
     pub async fn open(dir: &Path) -> Result<Self> {
         let keys = secrets::keyring(dir, None, &[])?;
-        Self::open_with_keys(dir, keys).await
+        Self::open_url(&DatabaseUrl::sqlite_in(dir), keys).await
     }
 
-    /// `open`, with the keyring that seals secrets at rest.
-    pub async fn open_with_keys(dir: &Path, keys: secrets::Keyring) -> Result<Self> {
-        let file = dir.join("switchyard.db");
-        create_private_file(&file)?;
-        let url = format!("sqlite://{}", file.display());
-        let options = SqliteConnectOptions::from_str(&url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: an acknowledged event survives power loss too, not only a process crash.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        let store = Self { pool, caches: Arc::default(), keys: Arc::new(keys) };
+    /// Connects to the database at `url` (creating an SQLite file if needed) and applies
+    /// pending migrations, with the keyring that seals secrets at rest.
+    pub async fn open_url(url: &DatabaseUrl, keys: secrets::Keyring) -> Result<Self> {
+        let db = Db::connect(url).await?;
+        let store = Self { db, caches: Arc::default(), keys: Arc::new(keys) };
         store.kv_usage_load().await?;
         Ok(store)
+    }
+
+    /// Which backend this store runs on, for logs: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes every connection (waiting for those in use to come back).
+    pub async fn close(&self) {
+        self.db.close().await;
     }
 
     /// A cheap query that reads the database file (not only a pooled connection), for
     /// readiness checks.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1 FROM tenants LIMIT 1").fetch_optional(&self.pool).await?;
+        on_pool!(&self.db, p => sqlx::query("SELECT 1 FROM tenants LIMIT 1").fetch_optional(p).await.map(drop)?);
         Ok(())
     }
 }
@@ -150,20 +157,17 @@ fn create_private_file(path: &Path) -> Result<()> {
 
 /// Leases the rows of `table` (events or deliveries) with these ids until `until`: claimed by
 /// a poll, they are this process's until then.
-async fn lease<'a>(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    table: &str,
-    ids: impl Iterator<Item = &'a str>,
-    until: i64,
-) -> Result<()> {
-    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!("UPDATE {table} SET lease_until = "));
-    q.push_bind(until).push(" WHERE id IN (");
-    let mut list = q.separated(", ");
-    for id in ids {
-        list.push_bind(id);
-    }
-    q.push(")");
-    q.build().execute(&mut **tx).await?;
+async fn lease<'a>(tx: &mut Tx<'_>, table: &str, ids: impl Iterator<Item = &'a str>, until: i64) -> Result<()> {
+    on_tx!(tx, c => {
+        let mut q = sqlx::QueryBuilder::<DB>::new(format!("UPDATE {table} SET lease_until = "));
+        q.push_bind(until).push(" WHERE id IN (");
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id);
+        }
+        q.push(")");
+        q.build().execute(&mut **c).await?;
+    });
     Ok(())
 }
 
@@ -188,6 +192,24 @@ pub(crate) fn opt_ms_as_rfc3339<S: Serializer>(ms: &Option<i64>, s: S) -> std::r
     }
 }
 
+/// Runs an insert that numbers its row `MAX(version) + 1` in the statement, until it does not
+/// collide. On SQLite it never does (the write lock serialises writers). On PostgreSQL two
+/// transactions can read the same maximum; the unique index on the version refuses the later
+/// one, which numbers again. A bounded number of times: a collision that persists is an error.
+async fn next_version_retries<T, F, Fut>(mut insert: F) -> std::result::Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, sqlx::Error>>,
+{
+    let mut collisions = 0;
+    loop {
+        match insert().await {
+            Err(e) if is_unique_violation(&e) && collisions < 16 => collisions += 1,
+            done => return done,
+        }
+    }
+}
+
 /// True when a database error is a uniqueness violation.
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
@@ -195,5 +217,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod schema_tests;
+#[cfg(test)]
+pub(crate) mod test_db;
 #[cfg(test)]
 mod tests;

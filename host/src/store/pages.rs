@@ -3,7 +3,7 @@
 //! to page returns each row at most once and skips none of the rows that existed when it
 //! began, whatever is inserted meanwhile (newer rows sort before the walk's position).
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::{Database, Encode, QueryBuilder, Type};
 
 use super::{DeliveryRow, EventRow, Result, Store};
 use crate::event::TenantId;
@@ -39,7 +39,7 @@ pub struct Page<T> {
 impl Store {
     pub async fn list_events(&self, tenant: &TenantId, filter: &ListFilter, limit: u32) -> Result<Page<EventRow>> {
         let rows: Vec<EventRow> =
-            events_query("", tenant, filter, limit).build_query_as().fetch_all(&self.pool).await?;
+            on_pool!(&self.db, p => events_query::<DB>("", tenant, filter, limit).build_query_as().fetch_all(p).await?);
         Ok(page(rows, limit, |r| PageCursor { at: r.received_at, id: r.id.as_str().to_owned() }))
     }
 
@@ -49,21 +49,24 @@ impl Store {
         filter: &ListFilter,
         limit: u32,
     ) -> Result<Page<DeliveryRow>> {
-        let rows: Vec<DeliveryRow> =
-            deliveries_query("", tenant, filter, limit).build_query_as().fetch_all(&self.pool).await?;
+        let rows: Vec<DeliveryRow> = on_pool!(&self.db, p => deliveries_query::<DB>("", tenant, filter, limit)
+            .build_query_as()
+            .fetch_all(p)
+            .await?);
         Ok(page(rows, limit, |r| PageCursor { at: r.created_at, id: r.id.as_str().to_owned() }))
     }
 }
 
 /// One page of events (one row more, to tell whether another page follows); `prefix` lets
 /// the tests ask for the query plan.
-fn events_query<'a>(
-    prefix: &str,
-    tenant: &'a TenantId,
-    filter: &'a ListFilter,
-    limit: u32,
-) -> QueryBuilder<'a, Sqlite> {
-    let mut q = QueryBuilder::<Sqlite>::new(format!(
+fn events_query<'a, DB>(prefix: &str, tenant: &'a TenantId, filter: &'a ListFilter, limit: u32) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    String: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+    TenantId: Encode<'a, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::<DB>::new(format!(
         "{prefix}SELECT {} FROM events e JOIN tenants t ON t.id = e.tenant_id WHERE e.tenant_id = ",
         super::events::COLUMNS
     ));
@@ -82,13 +85,19 @@ fn events_query<'a>(
 }
 
 /// One page of deliveries, like `events_query`.
-fn deliveries_query<'a>(
+fn deliveries_query<'a, DB>(
     prefix: &str,
     tenant: &'a TenantId,
     filter: &'a ListFilter,
     limit: u32,
-) -> QueryBuilder<'a, Sqlite> {
-    let mut q = QueryBuilder::<Sqlite>::new(format!(
+) -> QueryBuilder<'a, DB>
+where
+    DB: Database,
+    String: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+    TenantId: Encode<'a, DB> + Type<DB>,
+{
+    let mut q = QueryBuilder::<DB>::new(format!(
         "{prefix}SELECT {} FROM deliveries d WHERE d.tenant_id = ",
         super::deliveries::ROW
     ));
@@ -112,7 +121,13 @@ const KNOWN_STATUSES: [&str; 5] = ["pending", "processed", "delivered", "dead", 
 /// The conditions events and deliveries share: status, type, time range and cursor. Each is
 /// added only when given, so SQLite can pick the index that fits (a `? IS NULL OR` form
 /// would hide the column from the planner).
-fn narrow(q: &mut QueryBuilder<'_, Sqlite>, filter: &ListFilter, table: &str, time: &str) {
+fn narrow<'a, DB>(q: &mut QueryBuilder<'a, DB>, filter: &'a ListFilter, table: &str, time: &str)
+where
+    DB: Database,
+    String: Encode<'a, DB> + Type<DB>,
+    i64: Encode<'a, DB> + Type<DB>,
+    TenantId: Encode<'a, DB> + Type<DB>,
+{
     if let Some(status) = &filter.status {
         // A status the API knows is written as a literal, so SQLite may use the partial
         // indexes for it (migration 0012); anything else is bound.
@@ -168,13 +183,14 @@ mod tests {
             ListFilter { route: s("slack"), ..ListFilter::default() },
         ];
         for (i, f) in filters.iter().enumerate() {
-            let mut queries = vec![deliveries_query("EXPLAIN QUERY PLAN ", &tenant, f, 10)];
+            let mut queries = vec![deliveries_query::<sqlx::Sqlite>("EXPLAIN QUERY PLAN ", &tenant, f, 10)];
             // Events have no route column (that filter walks the time index) nor `dead`.
             if i < 4 {
                 queries.push(events_query("EXPLAIN QUERY PLAN ", &tenant, f, 10));
             }
             for mut q in queries {
-                let plan: Vec<(i64, i64, i64, String)> = q.build_query_as().fetch_all(&store.pool).await.unwrap();
+                let plan: Vec<(i64, i64, i64, String)> =
+                    q.build_query_as().fetch_all(store.sqlite_pool()).await.unwrap();
                 let plan: Vec<String> = plan.into_iter().map(|p| p.3).collect();
                 let text = plan.join("\n");
                 assert!(plan.iter().all(|step| !step.starts_with("SCAN")), "{f:?}:\n{text}");

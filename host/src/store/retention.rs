@@ -5,8 +5,9 @@
 //! delivered or dead, all of that before the cutoff. A pending event, and an event any of
 //! whose deliveries is pending (a retry, a replay), are kept however old they are.
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
+use super::dialect::Dialect;
 use super::{Result, Store};
 use crate::event::{EventId, TenantId};
 
@@ -14,10 +15,10 @@ use crate::event::{EventId, TenantId};
 /// resumes after the last event the previous one looked at.
 pub type PruneCursor = (i64, EventId);
 
-/// What an event must satisfy to be removed (binds: cutoff, cutoff). Checked again by the
-/// delete itself, so a replay between choosing and deleting keeps the event.
-const FINISHED: &str = "status = 'processed' AND processed_at < ? AND NOT EXISTS (
-        SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND (d.status = 'pending' OR d.updated_at >= ?))";
+/// What an event must satisfy to be removed (`$2`: the cutoff). Checked again by the delete
+/// itself, so a replay between choosing and deleting keeps the event.
+const FINISHED: &str = "status = 'processed' AND processed_at < $2 AND NOT EXISTS (
+        SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND (d.status = 'pending' OR d.updated_at >= $2))";
 
 impl Store {
     /// Removes up to `limit` of the tenant's finished events received and finished before
@@ -37,30 +38,34 @@ impl Store {
             Some((at, id)) => (*at, id.as_str()),
             None => (i64::MIN, ""),
         };
-        let chosen: Vec<(i64, EventId)> = sqlx::query_as(&format!(
-            "SELECT received_at, id FROM events INDEXED BY events_by_tenant
-             WHERE tenant_id = ? AND received_at < ? AND (received_at, id) > (?, ?) AND {FINISHED}
-             ORDER BY received_at, id LIMIT ?"
-        ))
-        .bind(tenant)
-        .bind(cutoff)
-        .bind(after_at)
-        .bind(after_id)
-        .bind(cutoff)
-        .bind(cutoff)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let chosen: Vec<(i64, EventId)> = on_pool!(&self.db, p => {
+            let sql = format!(
+                "SELECT received_at, id FROM events {}
+                 WHERE tenant_id = $1 AND received_at < $2 AND (received_at, id) > ($3, $4) AND {FINISHED}
+                 ORDER BY received_at, id LIMIT $5",
+                <DB as Dialect>::EVENTS_BY_TENANT_INDEX
+            );
+            sqlx::query_as(&sql)
+                .bind(tenant)
+                .bind(cutoff)
+                .bind(after_at)
+                .bind(after_id)
+                .bind(i64::from(limit))
+                .fetch_all(p)
+                .await?
+        });
         let Some(last) = chosen.last().cloned() else { return Ok((0, None)) };
-        let mut q = QueryBuilder::<Sqlite>::new("DELETE FROM events WHERE id IN (");
-        let mut list = q.separated(", ");
-        for (_, id) in &chosen {
-            list.push_bind(id);
-        }
-        q.push(") AND status = 'processed' AND processed_at < ").push_bind(cutoff);
-        q.push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND (d.status = 'pending' OR d.updated_at >= ");
-        q.push_bind(cutoff).push("))");
-        let removed = q.build().execute(&self.pool).await?.rows_affected();
+        let removed = on_pool!(&self.db, p => {
+            let mut q = QueryBuilder::<DB>::new("DELETE FROM events WHERE id IN (");
+            let mut list = q.separated(", ");
+            for (_, id) in &chosen {
+                list.push_bind(id);
+            }
+            q.push(") AND status = 'processed' AND processed_at < ").push_bind(cutoff);
+            q.push(" AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND (d.status = 'pending' OR d.updated_at >= ");
+            q.push_bind(cutoff).push("))");
+            q.build().execute(p).await?.rows_affected()
+        });
         let next = (chosen.len() as u32 == limit).then_some(last);
         Ok((removed, next))
     }
@@ -69,17 +74,17 @@ impl Store {
     /// The live version is the newest, so it is always kept (`keep` is at least 1). Returns
     /// how many it removed.
     pub async fn prune_route_versions(&self, tenant: &TenantId, keep: u32, limit: u32) -> Result<u64> {
-        let done = sqlx::query(
-            "DELETE FROM route_sets WHERE tenant_id = ?1 AND version IN (
-                 SELECT version FROM route_sets WHERE tenant_id = ?1
-                 AND version <= (SELECT MAX(version) FROM route_sets WHERE tenant_id = ?1) - ?2
-                 ORDER BY version LIMIT ?3)",
+        Ok(on_pool!(&self.db, p => sqlx::query(
+            "DELETE FROM route_sets WHERE tenant_id = $1 AND version IN (
+                 SELECT version FROM route_sets WHERE tenant_id = $1
+                 AND version <= (SELECT MAX(version) FROM route_sets WHERE tenant_id = $1) - $2
+                 ORDER BY version LIMIT $3)",
         )
         .bind(tenant)
         .bind(i64::from(keep.max(1)))
-        .bind(limit)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .bind(i64::from(limit))
+        .execute(p)
+        .await?
+        .rows_affected()))
     }
 }

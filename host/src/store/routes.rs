@@ -3,13 +3,13 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::dialect::Dialect;
 use super::{Result, Store, StoreError, is_unique_violation, ms_as_rfc3339, now_ms};
 use crate::event::TenantId;
 
 /// Where a route version came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase", type_name = "TEXT")]
 pub enum RouteOrigin {
     /// Applied through the API (or the CLI).
     Api,
@@ -42,29 +42,31 @@ pub struct RouteVersionSummary {
     pub created_at: i64,
 }
 
+text_enum!(RouteOrigin { Api = "api", File = "file", Rollback = "rollback" });
+
 const COLUMNS: &str = "tenant_id, version, document, origin, created_at";
 
 impl Store {
-    /// Appends a new version of the tenant's routes and returns it.
+    /// Appends a new version of the tenant's routes and returns it. Numbered as plugin
+    /// versions are (`next_version_retries`).
     pub async fn insert_route_set(
         &self,
         tenant: &TenantId,
         document: &str,
         origin: RouteOrigin,
     ) -> Result<RouteSetRow> {
-        let row: RouteSetRow = sqlx::query_as(&format!(
+        let sql = format!(
             "INSERT INTO route_sets (tenant_id, version, document, origin, created_at)
-             SELECT ?, COALESCE(MAX(version), 0) + 1, ?, ?, ? FROM route_sets WHERE tenant_id = ?
+             SELECT $1, COALESCE(MAX(version), 0) + 1, $2, $3, $4 FROM route_sets WHERE tenant_id = $1
              RETURNING {COLUMNS}"
-        ))
-        .bind(tenant)
-        .bind(self.keys.seal_document(document))
-        .bind(origin)
-        .bind(now_ms())
-        .bind(tenant)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict("route version".into()) } else { e.into() })?;
+        );
+        let (sql, sealed, now) = (&sql, &self.keys.seal_document(document), now_ms());
+        let insert = || async move {
+            on_pool!(&self.db, p => sqlx::query_as(sql).bind(tenant).bind(sealed).bind(origin).bind(now).fetch_one(p).await)
+        };
+        let row: RouteSetRow = super::next_version_retries(insert).await.map_err(|e| {
+            if is_unique_violation(&e) { StoreError::Conflict("route version".into()) } else { e.into() }
+        })?;
         self.open_route_set(row)
     }
 
@@ -76,27 +78,24 @@ impl Store {
 
     /// The live (highest) version of every tenant's routes, for start-up.
     pub async fn latest_route_sets(&self) -> Result<Vec<RouteSetRow>> {
-        let rows: Vec<RouteSetRow> = sqlx::query_as(
+        let rows: Vec<RouteSetRow> = on_pool!(&self.db, p => sqlx::query_as(
             "SELECT r.tenant_id, r.version, r.document, r.origin, r.created_at FROM route_sets r
              JOIN (SELECT tenant_id, MAX(version) AS v FROM route_sets GROUP BY tenant_id) m
                ON m.tenant_id = r.tenant_id AND m.v = r.version",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await?);
         rows.into_iter().map(|r| self.open_route_set(r)).collect()
     }
 
     /// One version, or the latest when `version` is None.
     pub async fn route_set(&self, tenant: &TenantId, version: Option<i64>) -> Result<Option<RouteSetRow>> {
-        let row: Option<RouteSetRow> = sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM route_sets WHERE tenant_id = ? AND (? IS NULL OR version = ?)
+        let sql = format!(
+            "SELECT {COLUMNS} FROM route_sets WHERE tenant_id = $1 AND ($2 IS NULL OR version = $2)
              ORDER BY version DESC LIMIT 1"
-        ))
-        .bind(tenant)
-        .bind(version)
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await?;
+        );
+        let row: Option<RouteSetRow> =
+            on_pool!(&self.db, p => sqlx::query_as(&sql).bind(tenant).bind(version).fetch_optional(p).await?);
         row.map(|r| self.open_route_set(r)).transpose()
     }
 
@@ -106,12 +105,13 @@ impl Store {
 
     /// Every version, newest first.
     pub async fn route_versions(&self, tenant: &TenantId) -> Result<Vec<RouteVersionSummary>> {
-        Ok(sqlx::query_as(
-            "SELECT version, origin, COALESCE(json_array_length(document, '$.routes'), 0) AS routes, created_at
-             FROM route_sets WHERE tenant_id = ? ORDER BY version DESC",
-        )
-        .bind(tenant)
-        .fetch_all(&self.pool)
-        .await?)
+        Ok(on_pool!(&self.db, p => {
+            let sql = format!(
+                "SELECT version, origin, {} AS routes, created_at FROM route_sets WHERE tenant_id = $1
+                 ORDER BY version DESC",
+                <DB as Dialect>::ROUTE_COUNT
+            );
+            sqlx::query_as(&sql).bind(tenant).fetch_all(p).await?
+        }))
     }
 }

@@ -7,39 +7,12 @@
 
 use std::collections::BTreeSet;
 
-use sqlx::{Connection, Executor, PgConnection, Row};
+use sqlx::Row;
+
+use super::test_db::TestDatabase;
 
 /// (table, column, type family, not null)
 type Column = (String, String, &'static str, bool);
-
-/// The server to create test databases on.
-pub(crate) fn admin_url() -> String {
-    std::env::var("SWITCHYARD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A PostgreSQL database of its own for one test, dropped by `drop`.
-pub(crate) struct TestDatabase {
-    pub url: String,
-    name: String,
-}
-
-impl TestDatabase {
-    pub async fn create() -> Self {
-        let admin = admin_url();
-        let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-            panic!("PostgreSQL is needed at {admin} (set SWITCHYARD_TEST_POSTGRES, or start it: .ci/run does): {e}")
-        });
-        let name = format!("switchyard_test_{}", ulid::Ulid::new().to_string().to_lowercase());
-        conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
-        Self { url: format!("{base}/{name}"), name }
-    }
-
-    pub async fn drop(self) {
-        let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
-        conn.execute(format!("DROP DATABASE {} WITH (FORCE)", self.name).as_str()).await.unwrap();
-    }
-}
 
 fn family(declared: &str) -> &'static str {
     match declared.to_ascii_lowercase().as_str() {
@@ -57,14 +30,14 @@ async fn sqlite_schema(dir: &std::path::Path) -> (BTreeSet<Column>, BTreeSet<Str
          FROM sqlite_master m JOIN pragma_table_info(m.name) p
          WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name != '_sqlx_migrations'",
     )
-    .fetch_all(&store.pool)
+    .fetch_all(store.sqlite_pool())
     .await
     .unwrap()
     .iter()
     .map(|r| (r.get("tbl"), r.get("col"), family(r.get("ty")), r.get("not_null")))
     .collect();
     let names = |kind: &'static str| {
-        let pool = store.pool.clone();
+        let pool = store.sqlite_pool().clone();
         async move {
             sqlx::query_scalar::<_, String>(
                 "SELECT name FROM sqlite_master WHERE type = ? AND name NOT LIKE 'sqlite_autoindex%'",

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use std::path::Path;
 
+use super::dialect::Dialect;
 use super::{Store, StoreError};
 
 const PREFIX: &str = "sy1:";
@@ -197,63 +198,71 @@ impl Store {
     /// values sealed under a previous key (a rotation). Run at start-up, before anything
     /// reads them; one transaction, so a crash leaves the old state, which the next start
     /// re-seals again. Returns how many values changed.
+    // several nodes: a node starting while others write can overwrite a secret changed
+    // between this read and its write; nodes should reseal under an advisory lock, or only
+    // the node that migrates.
     pub async fn reseal_secrets(&self) -> Result<usize, StoreError> {
         let keys = &self.keys;
         let prefix = format!("{}%", keys.current_prefix());
-        let mut tx = self.pool.begin().await?;
         let mut changed = 0;
-        let rows: Vec<(i64, String, Option<String>)> = sqlx::query_as(
-            "SELECT rowid, secret, previous_secret FROM destinations
-             WHERE secret NOT LIKE ?1 OR (previous_secret IS NOT NULL AND previous_secret NOT LIKE ?1)",
-        )
-        .bind(&prefix)
-        .fetch_all(&mut *tx)
-        .await?;
-        for (rowid, secret, previous) in rows {
-            let secret = keys.reseal(&secret)?.unwrap_or(secret);
-            let previous = match previous {
-                Some(p) => Some(keys.reseal(&p)?.unwrap_or(p)),
-                None => None,
-            };
-            sqlx::query("UPDATE destinations SET secret = ?, previous_secret = ? WHERE rowid = ?")
-                .bind(secret)
-                .bind(previous)
-                .bind(rowid)
-                .execute(&mut *tx)
-                .await?;
-            changed += 1;
-        }
-        // Route documents: every destination secret inside them.
-        let rows: Vec<(i64, String)> =
-            sqlx::query_as("SELECT rowid, document FROM route_sets").fetch_all(&mut *tx).await?;
-        for (rowid, document) in rows {
-            let resealed = keys.map_document(&document, |k, s| Ok(k.reseal(s)?.unwrap_or_else(|| s.to_owned())))?;
-            if resealed != document {
-                sqlx::query("UPDATE route_sets SET document = ? WHERE rowid = ?")
-                    .bind(resealed)
-                    .bind(rowid)
-                    .execute(&mut *tx)
-                    .await?;
-                changed += 1;
-            }
-        }
-        for (table, column) in [("sources", "secret"), ("sources", "auth"), ("deliveries", "secret")] {
-            let rows: Vec<(i64, String)> = sqlx::query_as(&format!(
-                "SELECT rowid, {column} FROM {table} WHERE {column} IS NOT NULL AND {column} != '' AND {column} NOT LIKE ?"
+        let mut tx = self.db.begin().await?;
+        // Rows are found again by their physical key (see `Dialect`): not every table has a
+        // one-column key.
+        on_tx!(&mut tx, c => {
+            let (key, key_is) = (<DB as Dialect>::ROW_KEY, <DB as Dialect>::ROW_KEY_IS_1);
+            let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(&format!(
+                "SELECT {key}, secret, previous_secret FROM destinations
+                 WHERE secret NOT LIKE $1 OR (previous_secret IS NOT NULL AND previous_secret NOT LIKE $1)"
             ))
-            .bind(&prefix)
-            .fetch_all(&mut *tx)
+            .bind(prefix.clone())
+            .fetch_all(&mut **c)
             .await?;
-            for (rowid, value) in rows {
-                let sealed = keys.reseal(&value)?.unwrap_or(value);
-                sqlx::query(&format!("UPDATE {table} SET {column} = ? WHERE rowid = ?"))
-                    .bind(sealed)
-                    .bind(rowid)
-                    .execute(&mut *tx)
+            for (row, secret, previous) in rows {
+                let secret = keys.reseal(&secret)?.unwrap_or(secret);
+                let previous = match previous {
+                    Some(p) => Some(keys.reseal(&p)?.unwrap_or(p)),
+                    None => None,
+                };
+                sqlx::query(&format!("UPDATE destinations SET secret = $2, previous_secret = $3 WHERE {key_is}"))
+                    .bind(row)
+                    .bind(secret)
+                    .bind(previous)
+                    .execute(&mut **c)
                     .await?;
                 changed += 1;
             }
-        }
+            // Route documents: every destination secret inside them.
+            let rows: Vec<(String, String)> =
+                sqlx::query_as(&format!("SELECT {key}, document FROM route_sets")).fetch_all(&mut **c).await?;
+            for (row, document) in rows {
+                let resealed = keys.map_document(&document, |k, s| Ok(k.reseal(s)?.unwrap_or_else(|| s.to_owned())))?;
+                if resealed != document {
+                    sqlx::query(&format!("UPDATE route_sets SET document = $2 WHERE {key_is}"))
+                        .bind(row)
+                        .bind(resealed)
+                        .execute(&mut **c)
+                        .await?;
+                    changed += 1;
+                }
+            }
+            for (table, column) in [("sources", "secret"), ("sources", "auth"), ("deliveries", "secret")] {
+                let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+                    "SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL AND {column} != '' AND {column} NOT LIKE $1"
+                ))
+                .bind(prefix.clone())
+                .fetch_all(&mut **c)
+                .await?;
+                for (row, value) in rows {
+                    let sealed = keys.reseal(&value)?.unwrap_or(value);
+                    sqlx::query(&format!("UPDATE {table} SET {column} = $2 WHERE {key_is}"))
+                        .bind(row)
+                        .bind(sealed)
+                        .execute(&mut **c)
+                        .await?;
+                    changed += 1;
+                }
+            }
+        });
         tx.commit().await?;
         Ok(changed)
     }

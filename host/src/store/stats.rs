@@ -27,19 +27,18 @@ impl Store {
     /// `since`: every attempt updates its delivery, so one that has an attempt in the window
     /// was updated in it. The cost grows with the deliveries retained, not with the hour.
     pub async fn attempts_per_minute(&self, tenant: &TenantId, since: i64) -> Result<Vec<AttemptMinute>> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(&self.db, p => sqlx::query_as(
             "SELECT d.url AS url, (a.started_at / 60000) * 60000 AS minute_ms,
-                    SUM(a.status_code BETWEEN 200 AND 299) AS delivered,
-                    SUM(a.status_code IS NOT NULL AND a.status_code NOT BETWEEN 200 AND 299) AS failed,
-                    SUM(a.status_code IS NULL) AS error
+                    COUNT(CASE WHEN a.status_code BETWEEN 200 AND 299 THEN 1 END) AS delivered,
+                    COUNT(CASE WHEN a.status_code NOT BETWEEN 200 AND 299 THEN 1 END) AS failed,
+                    COUNT(CASE WHEN a.status_code IS NULL THEN 1 END) AS error
              FROM deliveries d JOIN attempts a ON a.delivery_id = d.id
-             WHERE d.tenant_id = ? AND d.updated_at >= ? AND a.started_at >= ?
+             WHERE d.tenant_id = $1 AND d.updated_at >= $2 AND a.started_at >= $2
              GROUP BY d.url, minute_ms ORDER BY d.url, minute_ms",
         )
         .bind(tenant)
         .bind(since)
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(p)
+        .await?))
     }
 }

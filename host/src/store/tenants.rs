@@ -42,32 +42,35 @@ struct StoredSource {
 impl Store {
     pub async fn create_tenant(&self, name: &str) -> Result<Tenant> {
         let tenant = Tenant { id: TenantId::generate(), name: name.to_owned(), created_at: now_ms() };
-        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)")
+        on_pool!(&self.db, p => sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&tenant.id)
             .bind(&tenant.name)
             .bind(tenant.created_at)
-            .execute(&self.pool)
+            .execute(p)
             .await
-            .map_err(
-                |e| if is_unique_violation(&e) { StoreError::Conflict(format!("tenant {name}")) } else { e.into() },
-            )?;
+            .map(drop))
+        .map_err(|e| if is_unique_violation(&e) { StoreError::Conflict(format!("tenant {name}")) } else { e.into() })?;
         Ok(tenant)
     }
 
     pub async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
-        Ok(sqlx::query_as("SELECT id, name, created_at FROM tenants WHERE name = ?")
+        Ok(on_pool!(&self.db, p => sqlx::query_as("SELECT id, name, created_at FROM tenants WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(p)
+            .await?))
     }
 
     /// The name of tenant `id` (for spans, which name tenants as the API does).
     pub async fn tenant_name(&self, id: &TenantId) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT name FROM tenants WHERE id = ?").bind(id).fetch_optional(&self.pool).await?)
+        Ok(
+            on_pool!(&self.db, p => sqlx::query_scalar("SELECT name FROM tenants WHERE id = $1").bind(id).fetch_optional(p).await?),
+        )
     }
 
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>> {
-        Ok(sqlx::query_as("SELECT id, name, created_at FROM tenants ORDER BY name").fetch_all(&self.pool).await?)
+        Ok(
+            on_pool!(&self.db, p => sqlx::query_as("SELECT id, name, created_at FROM tenants ORDER BY name").fetch_all(p).await?),
+        )
     }
 
     /// Creates or replaces a source declaration.
@@ -81,20 +84,23 @@ impl Store {
     ) -> Result<SourceRow> {
         let created_at = now_ms();
         let auth = auth.map(|a| serde_json::to_string(a).expect("plain data"));
-        sqlx::query(
-            "INSERT INTO sources (tenant_id, name, format, secret, auth, created_at) VALUES (?, ?, ?, ?, ?, ?)
+        let secret = secret.map(|s| self.keys.seal(s));
+        // The declaration holds the sender's credentials: sealed whole.
+        let auth = auth.map(|a| self.keys.seal(&a));
+        on_pool!(&self.db, p => sqlx::query(
+            "INSERT INTO sources (tenant_id, name, format, secret, auth, created_at) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (tenant_id, name) DO UPDATE
              SET format = excluded.format, secret = excluded.secret, auth = excluded.auth",
         )
         .bind(tenant)
         .bind(name)
         .bind(format)
-        .bind(secret.map(|s| self.keys.seal(s)))
-        // The declaration holds the sender's credentials: sealed whole.
-        .bind(auth.map(|a| self.keys.seal(&a)))
+        .bind(&secret)
+        .bind(&auth)
         .bind(created_at)
-        .execute(&self.pool)
-        .await?;
+        .execute(p)
+        .await
+        .map(drop)?);
         self.forget_sources();
         Ok(self.source(tenant, name).await?.expect("just written"))
     }
@@ -130,23 +136,23 @@ impl Store {
     }
 
     pub async fn source(&self, tenant: &TenantId, name: &str) -> Result<Option<SourceRow>> {
-        let row: Option<StoredSource> = sqlx::query_as(
-            "SELECT name, format, secret, auth, created_at FROM sources WHERE tenant_id = ? AND name = ?",
+        let row: Option<StoredSource> = on_pool!(&self.db, p => sqlx::query_as(
+            "SELECT name, format, secret, auth, created_at FROM sources WHERE tenant_id = $1 AND name = $2",
         )
         .bind(tenant)
         .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(p)
+        .await?);
         row.map(|r| self.open_source(r)).transpose()
     }
 
     pub async fn list_sources(&self, tenant: &TenantId) -> Result<Vec<SourceRow>> {
-        let rows: Vec<StoredSource> = sqlx::query_as(
-            "SELECT name, format, secret, auth, created_at FROM sources WHERE tenant_id = ? ORDER BY name",
+        let rows: Vec<StoredSource> = on_pool!(&self.db, p => sqlx::query_as(
+            "SELECT name, format, secret, auth, created_at FROM sources WHERE tenant_id = $1 ORDER BY name",
         )
         .bind(tenant)
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await?);
         rows.into_iter().map(|r| self.open_source(r)).collect()
     }
 
@@ -168,12 +174,13 @@ impl Store {
 
     /// Returns false when there was no such source.
     pub async fn delete_source(&self, tenant: &TenantId, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM sources WHERE tenant_id = ? AND name = ?")
+        let done = on_pool!(&self.db, p => sqlx::query("DELETE FROM sources WHERE tenant_id = $1 AND name = $2")
             .bind(tenant)
             .bind(name)
-            .execute(&self.pool)
-            .await?;
+            .execute(p)
+            .await?
+            .rows_affected());
         self.forget_sources();
-        Ok(done.rows_affected() > 0)
+        Ok(done > 0)
     }
 }

@@ -1,19 +1,15 @@
+//! The store's conformance suite: every test runs on SQLite and on PostgreSQL (a database
+//! of its own), the same body on both (`on_both_backends!` at the end).
+
+use super::test_db::{TestStore, on_both_backends};
 use super::*;
 use crate::event::{DeliveryId, Event, EventId, TenantId};
-
-async fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
-    (dir, store)
-}
 
 fn event(tenant: &str) -> Event {
     Event::sample(tenant)
 }
 
-#[tokio::test]
-async fn events_are_stored_once_per_upstream_id() {
-    let (_d, s) = store().await;
+async fn events_are_stored_once_per_upstream_id(s: TestStore) {
     let t = s.create_tenant("acme").await.unwrap();
     assert!(matches!(s.create_tenant("acme").await, Err(StoreError::Conflict(_))));
     let first = event("acme");
@@ -59,9 +55,7 @@ async fn events_are_stored_once_per_upstream_id() {
     assert_eq!(s.claim_pending_events(10, &[], lease).await.unwrap().len(), 1, "released at start-up");
 }
 
-#[tokio::test]
-async fn completing_an_event_queues_deliveries_once() {
-    let (_d, s) = store().await;
+async fn completing_an_event_queues_deliveries_once(s: TestStore) {
     let t = s.create_tenant("acme").await.unwrap();
     let ev = event("acme");
     s.insert_event(NewEvent { tenant_id: t.id.clone(), upstream_id: "u".into(), event: ev.clone(), raw: "{}".into() })
@@ -102,6 +96,38 @@ async fn completing_an_event_queues_deliveries_once() {
     assert_eq!((again[0].attempts, again[0].tries), (1, 0));
 }
 
+async fn attempts_are_counted_per_minute_by_destination_and_outcome(s: TestStore) {
+    let t = s.create_tenant("acme").await.unwrap();
+    let ev = event("acme");
+    s.insert_event(NewEvent { tenant_id: t.id.clone(), upstream_id: "u".into(), event: ev.clone(), raw: "{}".into() })
+        .await
+        .unwrap();
+    let delivery = new_delivery(&t.id, &ev.id, now_ms());
+    let results = [RouteResult { route: "r".into(), outcome: RouteOutcome::Emitted, detail: None, outputs: 1 }];
+    s.complete_event(&ev.id, Some(1), &results, std::slice::from_ref(&delivery)).await.unwrap();
+    let minute = (now_ms() / 60_000) * 60_000;
+    let attempt = |n: i64, status_code: Option<u16>, status| {
+        let rec = AttemptRecord {
+            started_at: minute + n,
+            duration_ms: 1,
+            status_code,
+            error: None,
+            response_snippet: None,
+            status,
+            next_attempt_at: Some(now_ms()),
+        };
+        let (s, id) = (Store::clone(&s), delivery.id.clone());
+        async move { s.record_attempt(&id, n, &rec).await.unwrap() }
+    };
+    attempt(1, Some(503), DeliveryStatus::Pending).await;
+    attempt(2, None, DeliveryStatus::Pending).await;
+    attempt(3, Some(200), DeliveryStatus::Delivered).await;
+    let minutes = s.attempts_per_minute(&t.id, minute - 60_000).await.unwrap();
+    let want = AttemptMinute { url: delivery.url.clone(), minute_ms: minute, delivered: 1, failed: 1, error: 1 };
+    assert_eq!(minutes, [want]);
+    assert!(s.attempts_per_minute(&t.id, minute + 60_000).await.unwrap().is_empty(), "nothing after the window");
+}
+
 /// A delivery of `event` to a local URL, due at `not_before`.
 fn new_delivery(tenant: &TenantId, event: &EventId, not_before: i64) -> NewDelivery {
     NewDelivery {
@@ -135,9 +161,7 @@ async fn due_deliveries(s: &Store, tenant: &Tenant, n: usize) {
     s.complete_event(&ev.id, Some(1), &results, &deliveries).await.unwrap();
 }
 
-#[tokio::test]
-async fn due_deliveries_are_claimed_with_tenants_taking_turns() {
-    let (_d, s) = store().await;
+async fn due_deliveries_are_claimed_with_tenants_taking_turns(s: TestStore) {
     let busy = s.create_tenant("busy").await.unwrap();
     let quiet = s.create_tenant("quiet").await.unwrap();
     due_deliveries(&s, &busy, 50).await;
@@ -153,9 +177,7 @@ async fn due_deliveries_are_claimed_with_tenants_taking_turns() {
     assert_eq!(s.claim_due_deliveries(100, &[], lease).await.unwrap().len(), 48);
 }
 
-#[tokio::test]
-async fn plugin_and_route_versions_count_up_per_tenant() {
-    let (_d, s) = store().await;
+async fn plugin_and_route_versions_count_up_per_tenant(s: TestStore) {
     let a = s.create_tenant("a").await.unwrap();
     let b = s.create_tenant("b").await.unwrap();
     let v = |sha256, wasm| NewPluginVersion { sha256, world: "w", imports: &[], wasm };
@@ -190,9 +212,7 @@ async fn plugin_and_route_versions_count_up_per_tenant() {
     assert_eq!(listed, [(2, RouteOrigin::File, 1), (1, RouteOrigin::Api, 0)]);
 }
 
-#[tokio::test]
-async fn a_damaged_import_list_is_an_error_not_an_empty_list() {
-    let (_d, s) = store().await;
+async fn a_damaged_import_list_is_an_error_not_an_empty_list(s: TestStore) {
     let a = s.create_tenant("a").await.unwrap();
     let imports = ["switchyard:plugin/kv".to_owned()];
     let new = NewPluginVersion { sha256: "h", world: "w", imports: &imports, wasm: b"x" };
@@ -200,14 +220,12 @@ async fn a_damaged_import_list_is_an_error_not_an_empty_list() {
     assert_eq!(s.plugin_version(&a.id, "p", None).await.unwrap().unwrap().meta.imports, imports);
 
     // An empty list would pass every grant check: a row that does not decode must not.
-    sqlx::query("UPDATE plugins SET imports = '{damaged'").execute(&s.pool).await.unwrap();
+    s.exec_for_test("UPDATE plugins SET imports = '{damaged'").await;
     assert!(s.plugin_version(&a.id, "p", None).await.is_err());
     assert!(s.plugin_versions(&a.id, "p").await.is_err());
 }
 
-#[tokio::test]
-async fn api_keys_resolve_to_their_tenant_until_revoked() {
-    let (_d, s) = store().await;
+async fn api_keys_resolve_to_their_tenant_until_revoked(s: TestStore) {
     let a = s.create_tenant("a").await.unwrap();
     let (row, key) = s.create_api_key(&a.id, "ci").await.unwrap();
     assert!(key.starts_with(KEY_PREFIX) && key.starts_with(&row.prefix) && key.len() > 60);
@@ -220,9 +238,7 @@ async fn api_keys_resolve_to_their_tenant_until_revoked() {
     assert!(!s.revoke_api_key(&b.id, &row.id).await.unwrap(), "another tenant's key is not found");
 }
 
-#[tokio::test]
-async fn pending_events_take_turns_across_tenants_however_long_a_backlog() {
-    let (_d, s) = store().await;
+async fn pending_events_take_turns_across_tenants_however_long_a_backlog(s: TestStore) {
     let (a, b) = (s.create_tenant("a").await.unwrap(), s.create_tenant("b").await.unwrap());
     let mut ids = Vec::new();
     for (tenant, name, n) in [(&a, "a", 6), (&b, "b", 2)] {
@@ -259,9 +275,7 @@ async fn pending_events_take_turns_across_tenants_however_long_a_backlog() {
     assert_eq!(tenants(claim(8, std::slice::from_ref(&a.id)).await), "b,b");
 }
 
-#[tokio::test]
-async fn kv_is_private_to_a_tenant() {
-    let (_d, s) = store().await;
+async fn kv_is_private_to_a_tenant(s: TestStore) {
     let a = s.create_tenant("a").await.unwrap();
     let b = s.create_tenant("b").await.unwrap();
     let writes = |pairs: &[(&str, Option<&str>)]| -> std::collections::HashMap<String, Option<String>> {
@@ -277,9 +291,7 @@ async fn kv_is_private_to_a_tenant() {
     assert_eq!(s.kv_get(&a.id, "other").await.unwrap().as_deref(), Some("x"), "only the deleted key");
 }
 
-#[tokio::test]
-async fn kv_usage_is_kept_by_the_database_and_reservations_hold_the_quota() {
-    let (dir, s) = store().await;
+async fn kv_usage_is_kept_by_the_database_and_reservations_hold_the_quota(s: TestStore) {
     let t = s.create_tenant("a").await.unwrap().id;
     let other = s.create_tenant("b").await.unwrap().id;
     let quota = KvQuota { max_keys: 3, max_bytes: 100 };
@@ -311,9 +323,8 @@ async fn kv_usage_is_kept_by_the_database_and_reservations_hold_the_quota() {
     assert_eq!(s.kv_usage(&t), usage(2, 3 + 5));
     assert_eq!(s.kv_usage_counted(&t).await.unwrap(), s.kv_usage(&t), "overwrites and deletes are counted");
 
-    drop(s);
-    let s = Store::open(dir.path()).await.unwrap();
-    assert_eq!(s.kv_usage(&t), usage(2, 8), "loaded at start-up");
+    let restarted = s.reopen().await;
+    assert_eq!(restarted.kv_usage(&t), usage(2, 8), "loaded at start-up");
 }
 
 /// An event stored at `received_at` and, when `processed_at` is given, completed then with
@@ -355,9 +366,7 @@ async fn old_event(
     ev.id
 }
 
-#[tokio::test]
-async fn pruning_removes_old_finished_events_and_keeps_pending_and_recent_work() {
-    let (_d, s) = store().await;
+async fn pruning_removes_old_finished_events_and_keeps_pending_and_recent_work(s: TestStore) {
     let t = s.create_tenant("acme").await.unwrap().id;
     let day = 86_400_000;
     let now = now_ms();
@@ -396,12 +405,11 @@ async fn pruning_removes_old_finished_events_and_keeps_pending_and_recent_work()
         assert_eq!(s.event_row(&t, id).await.unwrap().is_some(), kept, "{id}");
     }
     assert!(s.delivery_detail(&t, &doomed_delivery).await.unwrap().is_none(), "its deliveries go too");
-    let (deliveries, attempts, results): (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT COUNT(*) FROM deliveries), (SELECT COUNT(*) FROM attempts), (SELECT COUNT(*) FROM route_results)",
-    )
-    .fetch_one(&s.pool)
-    .await
-    .unwrap();
+    let (deliveries, attempts, results) = (
+        s.count_for_test("SELECT COUNT(*) FROM deliveries").await,
+        s.count_for_test("SELECT COUNT(*) FROM attempts").await,
+        s.count_for_test("SELECT COUNT(*) FROM route_results").await,
+    );
     assert_eq!((deliveries, attempts, results), (4, 3, 4), "cascaded: the kept events' rows only");
 
     // A pruned event's upstream id is not deduplicated any more.
@@ -411,9 +419,7 @@ async fn pruning_removes_old_finished_events_and_keeps_pending_and_recent_work()
     assert_eq!(s.insert_event(twin).await.unwrap(), InsertOutcome::Stored(again.id));
 }
 
-#[tokio::test]
-async fn pruning_keeps_the_newest_route_versions() {
-    let (_d, s) = store().await;
+async fn pruning_keeps_the_newest_route_versions(s: TestStore) {
     let t = s.create_tenant("acme").await.unwrap().id;
     for _ in 0..5 {
         s.insert_route_set(&t, "{}", RouteOrigin::Api).await.unwrap();
@@ -427,3 +433,208 @@ async fn pruning_keeps_the_newest_route_versions() {
     assert_eq!(s.prune_route_versions(&t, 0, 10).await.unwrap(), 2, "the live version stays whatever keep says");
     assert_eq!(s.latest_route_set(&t).await.unwrap().unwrap().version, 6);
 }
+
+/// Versions are numbered in the insert itself (`MAX(version) + 1`): uploads and applies racing
+/// on one tenant each get a number of their own, with none skipped.
+async fn concurrent_versions_get_distinct_numbers(s: TestStore) {
+    let t = s.create_tenant("a").await.unwrap().id;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..12 {
+        let (s, t) = (s.store.clone(), t.clone());
+        tasks.spawn(async move {
+            let sha = format!("h{i}");
+            let new = NewPluginVersion { sha256: &sha, world: "w", imports: &[], wasm: b"x" };
+            let plugin = s.insert_plugin_version(&t, "p", &new).await.unwrap().version;
+            let routes = s.insert_route_set(&t, "{}", RouteOrigin::Api).await.unwrap().version;
+            (plugin, routes)
+        });
+    }
+    let (mut plugins, mut routes): (Vec<i64>, Vec<i64>) = tasks.join_all().await.into_iter().unzip();
+    plugins.sort();
+    routes.sort();
+    assert_eq!(plugins, (1..=12).collect::<Vec<_>>());
+    assert_eq!(routes, (1..=12).collect::<Vec<_>>());
+}
+
+async fn destinations_rotate_secrets_and_track_health(s: TestStore) {
+    let t = s.create_tenant("a").await.unwrap().id;
+    let url = "https://example.com/hook";
+    let settings = |secret: &str| DestinationSettings {
+        url: url.into(),
+        secret: secret.into(),
+        retry_schedule_ms: Some(vec![10, 20]),
+        timeout_ms: Some(500),
+        max_in_flight: Some(3),
+    };
+    s.upsert_destinations(&t, &[settings("whsec_one")], 60_000).await.unwrap();
+    let row = s.destination(&t, url).await.unwrap().unwrap();
+    assert_eq!((row.secret.as_str(), row.previous_secret.as_deref()), ("whsec_one", None));
+    assert_eq!(row.schedule_ms(), Some(vec![10, 20]));
+    s.upsert_destinations(&t, &[settings("whsec_one")], 60_000).await.unwrap();
+    assert_eq!(s.destination(&t, url).await.unwrap().unwrap().previous_secret, None, "same secret: no rotation");
+    s.upsert_destinations(&t, &[settings("whsec_two")], 60_000).await.unwrap();
+    let row = s.destination(&t, url).await.unwrap().unwrap();
+    assert_eq!((row.secret.as_str(), row.previous_secret_at(now_ms())), ("whsec_two", Some("whsec_one")));
+
+    assert_eq!(s.destination_failed(&t, url, None, 60_000, "HTTP 500").await.unwrap(), None);
+    assert_eq!(s.destination_health().await.unwrap(), [(t.clone(), "failing", 1)]);
+    s.destination_recovered(&t, url).await.unwrap();
+    assert_eq!(s.destination_health().await.unwrap(), [(t.clone(), "healthy", 1)]);
+    let gone = s.destination_failed(&t, url, Some("410 Gone".into()), 60_000, "HTTP 410").await.unwrap();
+    assert_eq!(gone.as_deref(), Some("410 Gone"));
+    assert_eq!(s.destination_health().await.unwrap(), [(t.clone(), "disabled", 1)]);
+    assert!(s.enable_destination(&t, url).await.unwrap());
+    assert_eq!(s.list_destinations(&t).await.unwrap()[0].disabled_reason, None);
+}
+
+/// Secrets stored before encryption are sealed at start-up, found again by each backend's
+/// row key.
+async fn stored_secrets_are_sealed_at_start_up(s: TestStore) {
+    let t = s.create_tenant("a").await.unwrap().id;
+    s.put_source(&t, "hooks", "standard-webhooks", Some("whsec_plain"), None).await.unwrap();
+    let url = "https://example.com/hook";
+    let settings = DestinationSettings {
+        url: url.into(),
+        secret: "whsec_dest".into(),
+        retry_schedule_ms: None,
+        timeout_ms: None,
+        max_in_flight: None,
+    };
+    s.upsert_destinations(&t, &[settings], 0).await.unwrap();
+    assert_eq!(s.reseal_secrets().await.unwrap(), 0, "all sealed already");
+    s.exec_for_test("UPDATE sources SET secret = 'whsec_plain'").await;
+    s.exec_for_test("UPDATE destinations SET secret = 'whsec_dest'").await;
+    assert_eq!(s.reseal_secrets().await.unwrap(), 2);
+    assert_eq!(s.count_for_test("SELECT COUNT(*) FROM sources WHERE secret LIKE 'whsec%'").await, 0);
+    assert_eq!(s.count_for_test("SELECT COUNT(*) FROM destinations WHERE secret LIKE 'whsec%'").await, 0);
+    let restarted = s.reopen().await;
+    assert_eq!(restarted.source(&t, "hooks").await.unwrap().unwrap().secret.as_deref(), Some("whsec_plain"));
+    assert_eq!(restarted.destination(&t, url).await.unwrap().unwrap().secret, "whsec_dest");
+}
+
+/// Dead letters are found and replayed by filter; pages walk newest first.
+async fn dead_letters_replay_by_filter_and_lists_page(s: TestStore) {
+    let tenant = s.create_tenant("acme").await.unwrap();
+    let t = tenant.id.clone();
+    let now = now_ms();
+    let dead = DeliveryStatus::Dead;
+    for _ in 0..3 {
+        old_event(&s, &t, now - 10, Some(now - 5), &[Some((dead, now - 1))]).await;
+    }
+    let all = DeadFilter::default();
+    assert_eq!(s.dead_letters(&t, &all).await.unwrap().len(), 3);
+    let elsewhere = DeadFilter { url: Some("http://elsewhere/".into()), ..DeadFilter::default() };
+    assert!(s.dead_letters(&t, &elsewhere).await.unwrap().is_empty());
+    let later = DeadFilter { since: Some(now + 60_000), ..DeadFilter::default() };
+    assert_eq!(s.replay_dead(&t, &later).await.unwrap(), 0);
+    let this_route = DeadFilter { route: Some("r".into()), until: Some(now + 60_000), ..DeadFilter::default() };
+    assert_eq!(s.replay_dead(&t, &this_route).await.unwrap(), 3);
+    assert_eq!(s.count_deliveries(DeliveryStatus::Pending).await.unwrap(), 3);
+    assert_eq!(s.delivery_counts().await.unwrap(), [(t.clone(), "pending", 3)]);
+    assert!(s.next_delivery_due().await.unwrap().is_some());
+
+    let first = s.list_deliveries(&t, &ListFilter::default(), 2).await.unwrap();
+    assert_eq!(first.rows.len(), 2);
+    let next = ListFilter { after: first.next.clone(), ..ListFilter::default() };
+    let second = s.list_deliveries(&t, &next, 2).await.unwrap();
+    assert_eq!((second.rows.len(), second.next.is_none()), (1, true));
+    let pending = ListFilter { status: Some("pending".into()), ..ListFilter::default() };
+    assert_eq!(s.list_deliveries(&t, &pending, 10).await.unwrap().rows.len(), 3);
+    let events = s.list_events(&t, &ListFilter { route: Some("r".into()), ..ListFilter::default() }, 10).await.unwrap();
+    assert_eq!(events.rows.len(), 3);
+    assert_eq!(s.pending_per_tenant().await.unwrap(), []);
+}
+
+/// The group-commit writer on its own connection: ingest (with duplicates), kv writes and a
+/// completion in one batch, an attempt in the next; what it committed is handed over.
+async fn the_writer_commits_batches_and_hands_them_over(s: TestStore) {
+    use super::handoff::{DeliveryQueue, DeliveryQueueLimits, EventQueue, EventQueueLimits};
+    let tenant = s.create_tenant("acme").await.unwrap();
+    let t = tenant.id.clone();
+    let events = std::sync::Arc::new(EventQueue::new(EventQueueLimits { per_tenant: 16, total_bytes: 1 << 20 }));
+    let deliveries = std::sync::Arc::new(DeliveryQueue::new(DeliveryQueueLimits {
+        max_jobs: 16,
+        max_bytes: 1 << 20,
+        per_tenant: 16,
+    }));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let parts = WriterParts {
+        store: s.store.clone(),
+        events: events.clone(),
+        deliveries: deliveries.clone(),
+        max_batch: 64,
+        metrics: crate::metrics::WriterMetrics::noop(),
+    };
+    let (writer, task) = Writer::spawn(parts, stop.clone());
+    let ev = event("acme");
+    let new =
+        |ev: &Event| NewEvent { tenant_id: t.clone(), upstream_id: "u".into(), event: ev.clone(), raw: "{}".into() };
+    assert_eq!(writer.insert(new(&ev)).await.unwrap(), InsertOutcome::Stored(ev.id.clone()));
+    assert_eq!(writer.insert(new(&event("acme"))).await.unwrap(), InsertOutcome::Duplicate(ev.id.clone()));
+    let held = events.next(|_| true).expect("the stored event is handed to the pipeline's queue");
+    assert_eq!(held.id, ev.id);
+
+    let writes = std::collections::HashMap::from([("k".to_owned(), Some("v".to_owned()))]);
+    writer.kv(&s, &t, writes, s.kv_reservation(&t)).await.unwrap();
+    let delivery = new_delivery(&t, &ev.id, now_ms() - 1);
+    let results = vec![RouteResult { route: "r".into(), outcome: RouteOutcome::Emitted, detail: None, outputs: 1 }];
+    writer
+        .complete(Completion {
+            event: ev.id.clone(),
+            tenant: t.clone(),
+            route_version: Some(1),
+            results,
+            deliveries: vec![delivery.clone()],
+        })
+        .await
+        .unwrap();
+    let job = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            if let Some(job) = deliveries.next(|_| true, |_| Some(())) {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the delivery is handed over after its commit");
+    assert_eq!(job.0.id, delivery.id);
+    let record = AttemptRecord {
+        started_at: now_ms(),
+        duration_ms: 1,
+        status_code: Some(200),
+        error: None,
+        response_snippet: None,
+        status: DeliveryStatus::Delivered,
+        next_attempt_at: None,
+    };
+    writer.attempt(AttemptDone { delivery: delivery.id.clone(), attempt: 1, record }).await.unwrap();
+    stop.cancel();
+    task.await.unwrap();
+
+    assert_eq!(s.count_events("processed").await.unwrap(), 1);
+    assert_eq!(s.kv_get(&t, "k").await.unwrap().as_deref(), Some("v"));
+    assert_eq!(s.kv_usage_counted(&t).await.unwrap(), KvUsage { keys: 1, bytes: 2 });
+    let detail = s.delivery_detail(&t, &delivery.id).await.unwrap().unwrap();
+    assert_eq!((detail.delivery.status, detail.attempts_log.len()), (DeliveryStatus::Delivered, 1));
+}
+
+on_both_backends!(
+    events_are_stored_once_per_upstream_id,
+    attempts_are_counted_per_minute_by_destination_and_outcome,
+    completing_an_event_queues_deliveries_once,
+    due_deliveries_are_claimed_with_tenants_taking_turns,
+    plugin_and_route_versions_count_up_per_tenant,
+    a_damaged_import_list_is_an_error_not_an_empty_list,
+    api_keys_resolve_to_their_tenant_until_revoked,
+    pending_events_take_turns_across_tenants_however_long_a_backlog,
+    kv_is_private_to_a_tenant,
+    kv_usage_is_kept_by_the_database_and_reservations_hold_the_quota,
+    pruning_removes_old_finished_events_and_keeps_pending_and_recent_work,
+    pruning_keeps_the_newest_route_versions,
+    concurrent_versions_get_distinct_numbers,
+    destinations_rotate_secrets_and_track_health,
+    stored_secrets_are_sealed_at_start_up,
+    dead_letters_replay_by_filter_and_lists_page,
+    the_writer_commits_batches_and_hands_them_over,
+);

@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Connection as _;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -197,17 +196,17 @@ fn abort_after_commit() -> Option<u64> {
 }
 
 /// The writer's own connection, kept from batch to batch: its prepared statements stay
-/// cached, and its SQLite worker thread stays warm. Taken again from the pool if a batch
+/// cached (and on SQLite its worker thread stays warm). Taken again from the pool if a batch
 /// fails (the connection may be what failed).
 #[derive(Default)]
-struct WriterConnection(Option<sqlx::pool::PoolConnection<sqlx::Sqlite>>);
+struct WriterConnection(Option<super::backend::Conn>);
 
 impl WriterConnection {
-    async fn get(&mut self, store: &Store) -> Result<&mut sqlx::SqliteConnection> {
+    async fn get(&mut self, store: &Store) -> Result<&mut super::backend::Conn> {
         if self.0.is_none() {
-            self.0 = Some(store.pool.acquire().await?);
+            self.0 = Some(store.db.acquire().await?);
         }
-        Ok(&mut **self.0.as_mut().expect("just set"))
+        Ok(self.0.as_mut().expect("just set"))
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod collector;
 pub mod crafted;
 pub mod plugins;
+pub mod postgres;
 pub mod process;
 pub mod receiver;
 pub mod signature;
@@ -79,6 +80,7 @@ impl TestRouter {
     /// Starts on an existing data directory (a restart).
     pub async fn start_on(data_dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config(data_dir.path());
+        config.database_url = postgres::database_for(data_dir.path()).await;
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
