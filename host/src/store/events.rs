@@ -28,7 +28,7 @@ pub enum InsertOutcome {
     Duplicate(EventId),
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct EventRow {
     pub id: EventId,
     #[serde(skip)]
@@ -44,8 +44,10 @@ pub struct EventRow {
     #[serde(skip)]
     pub data: String,
     pub status: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "ms_as_rfc3339")]
     pub received_at: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(serialize_with = "opt_ms_as_rfc3339")]
     pub processed_at: Option<i64>,
     pub route_version: Option<i64>,
@@ -99,7 +101,7 @@ impl EventRow {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(rename_all = "lowercase")]
 pub enum RouteOutcome {
@@ -112,7 +114,7 @@ pub enum RouteOutcome {
 }
 
 /// What one route did with one event.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RouteResult {
     pub route: String,
     pub outcome: RouteOutcome,
@@ -121,7 +123,7 @@ pub struct RouteResult {
 }
 
 /// An event with everything that happened to it, for the API.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventDetail {
     #[serde(flatten)]
     pub event: EventRow,
