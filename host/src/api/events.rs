@@ -25,7 +25,7 @@ pub struct EventPage {
 #[derive(utoipa::ToSchema)]
 #[schema(rename_all = "lowercase")]
 #[allow(dead_code)] // documentation only: the query is parsed by `ListQuery`
-enum EventStatus {
+pub(super) enum EventStatus {
     Pending,
     Processed,
 }

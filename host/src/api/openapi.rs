@@ -56,7 +56,8 @@ pub(super) async fn serve() -> impl IntoResponse {
         deliveries::list, deliveries::show, deliveries::replay, deliveries::replay_dead,
         destinations::list, destinations::enable,
     ),
-    components(schemas(ErrorBody)),
+    // Schemas only a query parameter names (utoipa registers the rest from the handlers).
+    components(schemas(ErrorBody, events::EventStatus)),
     modifiers(&Contract),
     security(("bearer" = [])),
     tags(
@@ -97,6 +98,7 @@ impl Modify for Contract {
         for (path, item) in doc.paths.paths.iter_mut() {
             let public = item_is_public(path);
             for op in operations(item) {
+                let json = takes_json(op);
                 let responses = &mut op.responses.responses;
                 let mut add = |status: &str, description: &str| {
                     responses.entry(status.to_owned()).or_insert_with(|| error(description));
@@ -104,6 +106,12 @@ impl Modify for Contract {
                 if !public {
                     add("401", "No bearer token, or not a valid one");
                     add("403", "A tenant key asked for what only the admin token may do");
+                }
+                if json {
+                    // `ApiJson` refuses these before the handler runs.
+                    add("400", "The body is not JSON");
+                    add("413", "The body is over the limit");
+                    add("415", "Not Content-Type: application/json");
                 }
                 if path.contains("{tenant}") {
                     add("404", "No such tenant (or resource)");
@@ -118,6 +126,10 @@ impl Modify for Contract {
 /// declares) and this document. Mirrors `app()`, where these sit outside the auth layer.
 fn item_is_public(path: &str) -> bool {
     matches!(path, "/healthz" | "/readyz" | PATH) || path.starts_with("/v1/ingest/")
+}
+
+fn takes_json(op: &utoipa::openapi::path::Operation) -> bool {
+    op.request_body.as_ref().is_some_and(|b| b.content.contains_key("application/json"))
 }
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {

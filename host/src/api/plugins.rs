@@ -183,7 +183,7 @@ async fn find_version(state: &AppState, tenant: &Tenant, name: &str, version: &s
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/plugins/{name}/versions/{version}", tag = "plugins",
     params(("tenant" = String, Path), ("name" = String, Path),
-        ("version" = String, Path, description = "A number from 1, or `latest`")),
+        ("version" = String, Path, pattern = r"^([1-9][0-9]{0,17}|latest)$", description = "A number from 1, or `latest`")),
     responses((status = 200, description = "The version", body = PluginVersionMeta)))]
 pub(super) async fn show(
     State(state): State<AppState>,
@@ -196,7 +196,7 @@ pub(super) async fn show(
 /// Deletes a version unless the live routes use it (roll them forward first).
 #[utoipa::path(delete, path = "/v1/tenants/{tenant}/plugins/{name}/versions/{version}", tag = "plugins",
     params(("tenant" = String, Path), ("name" = String, Path),
-        ("version" = String, Path, description = "A number from 1, or `latest`")),
+        ("version" = String, Path, pattern = r"^([1-9][0-9]{0,17}|latest)$", description = "A number from 1, or `latest`")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 409, description = "A live route uses it", body = ErrorBody),
@@ -307,7 +307,7 @@ fn default_source() -> String {
 /// writes; answers with the verdict, outputs, logs, time and memory.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/plugins/{name}/versions/{version}/test", tag = "plugins",
     params(("tenant" = String, Path), ("name" = String, Path),
-        ("version" = String, Path, description = "A number from 1, or `latest`")),
+        ("version" = String, Path, pattern = r"^([1-9][0-9]{0,17}|latest)$", description = "A number from 1, or `latest`")),
     request_body = DryRunRequest,
     responses(
         (status = 200, description = "What the plugin did", body = DryRunReport),

@@ -177,7 +177,7 @@ pub(super) async fn show_live(
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/routes/versions/{version}", tag = "routes",
-    params(("tenant" = String, Path), ("version" = String, Path, description = "A number from 1, or `live`")),
+    params(("tenant" = String, Path), ("version" = String, Path, pattern = r"^([1-9][0-9]{0,17}|live|latest)$", description = "A number from 1, or `live`")),
     responses(
         (status = 200, description = "That version", body = RouteVersion),
         (status = 400, description = "Not a version", body = ErrorBody),
@@ -218,8 +218,10 @@ pub(super) async fn versions(
 #[into_params(parameter_in = Query)]
 pub struct DiffQuery {
     /// A version number from 1, or `live`.
+    #[param(pattern = r"^([1-9][0-9]{0,17}|live|latest)$")]
     pub from: String,
     /// A version number from 1, or `live` (the default).
+    #[param(pattern = r"^([1-9][0-9]{0,17}|live|latest)$")]
     pub to: Option<String>,
 }
 
