@@ -30,11 +30,11 @@ fn routed() -> BTreeSet<(String, String)> {
     let mut found = BTreeSet::new();
     for source in SOURCES {
         for (start, _) in source.match_indices(".route(") {
-            let call = &source[start + ".route(".len()..];
+            let call = source[start + ".route(".len()..].trim_start();
             let (path, rest) = match call.strip_prefix('"') {
                 Some(quoted) => quoted.split_once('"').expect("a closing quote"),
-                // `.route(PATH, ...)`: the one constant route, the document's own.
-                None => (super::PATH, call.split_once(',').expect("route arguments").1),
+                // The one route named by a constant: the document's own.
+                None => (super::PATH, call.strip_prefix("PATH,").expect("a path literal, or PATH")),
             };
             // The method router runs to the parenthesis that closes `.route(`.
             let mut depth = 1;
