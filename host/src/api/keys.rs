@@ -71,7 +71,10 @@ pub(super) async fn create(
 /// The tenant's keys, revoked ones included, never the keys themselves.
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/keys", tag = "keys", params(("tenant" = String, Path)),
     responses((status = 200, description = "The tenant's keys", body = KeyList)))]
-pub(super) async fn list(State(state): State<AppState>, ApiPath(tenant): ApiPath<String>) -> Result<Json<KeyList>, ApiError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<KeyList>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     Ok(Json(KeyList { keys: state.store.list_api_keys(&tenant_id).await? }))
 }

@@ -91,7 +91,10 @@ impl Modify for Contract {
         let error = |description: &str| -> RefOr<Response> {
             ResponseBuilder::new()
                 .description(description)
-                .content("application/json", utoipa::openapi::Content::new(Some(RefOr::Ref(Ref::from_schema_name(ErrorBody::name())))))
+                .content(
+                    "application/json",
+                    utoipa::openapi::Content::new(Some(RefOr::Ref(Ref::from_schema_name(ErrorBody::name())))),
+                )
                 .build()
                 .into()
         };

@@ -25,8 +25,8 @@ use super::{ApiError, ApiJson, ApiPath, AppState, ErrorBody};
 use crate::config::Config;
 use crate::event::{Event, EventId};
 use crate::routes::{NAME_RULE, valid_name};
-use crate::runtime::{self, RuntimeError, WORLD};
 use crate::runtime::LogLine;
+use crate::runtime::{self, RuntimeError, WORLD};
 use crate::store::{NewPluginVersion, PluginVersion, PluginVersionMeta, Tenant};
 
 pub fn router(config: &Config) -> Router<AppState> {
@@ -48,6 +48,12 @@ pub struct Uploaded {
     pub compile_ms: f64,
 }
 
+/// An upload's body, for the document: raw bytes, not JSON.
+#[derive(ToSchema)]
+#[schema(content_media_type = "application/wasm")]
+#[allow(dead_code)] // documentation only: the handler takes the bytes as they come
+struct WasmComponent(String);
+
 #[derive(Serialize, ToSchema)]
 pub struct PluginList {
     /// Every version of every plugin, by name and version.
@@ -64,7 +70,7 @@ pub struct PluginVersions {
 /// Uploads a component (`.wasm` bytes) as the plugin's next version.
 #[utoipa::path(post, path = "/v1/tenants/{tenant}/plugins/{name}", tag = "plugins",
     params(("tenant" = String, Path), ("name" = String, Path)),
-    request_body(description = "The WebAssembly component's bytes", content = Vec<u8>,
+    request_body(description = "The WebAssembly component's bytes", content = inline(WasmComponent),
         content_type = "application/octet-stream"),
     responses(
         (status = 201, description = "Stored as a new version", body = Uploaded),
@@ -140,7 +146,10 @@ async fn check_plugin_quota(state: &AppState, tenant: &Tenant, name: &str) -> Re
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/plugins", tag = "plugins", params(("tenant" = String, Path)),
     responses((status = 200, description = "The tenant's plugin versions", body = PluginList)))]
-pub(super) async fn list(State(state): State<AppState>, ApiPath(tenant): ApiPath<String>) -> Result<Json<PluginList>, ApiError> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<PluginList>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     Ok(Json(PluginList { plugins: state.store.list_plugins(&tenant_id).await? }))
 }

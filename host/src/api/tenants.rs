@@ -70,7 +70,10 @@ pub(super) async fn list(
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path)),
     responses((status = 200, description = "The tenant", body = Tenant)))]
-pub(super) async fn show(State(state): State<AppState>, ApiPath(tenant): ApiPath<String>) -> Result<Json<Tenant>, ApiError> {
+pub(super) async fn show(
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<Tenant>, ApiError> {
     Ok(Json(state.tenant(&tenant).await?))
 }
 
