@@ -16,6 +16,7 @@ mod lifecycle;
 mod lists;
 mod logs;
 mod metrics;
+mod openapi;
 mod plugins;
 mod postgres;
 mod reload;

@@ -1,20 +1,20 @@
 //! Deliveries: status, attempt log, and replay of dead letters.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::pages::{ListQuery, encode_cursor};
-use super::{ApiError, ApiJson, AppState};
+use super::pages::{ListParams, ListQuery, encode_cursor};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, ErrorBody};
 use std::collections::BTreeMap;
 
 use crate::event::{DeliveryId, EventId, TenantId};
 use crate::pipeline::{EventLimits, run_route};
-use crate::store::{DeadFilter, DeliveryDetail, RouteOutcome};
+use crate::store::{DeadFilter, DeliveryDetail, DeliveryRow, DeliveryStatus, RouteOutcome};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -26,20 +26,24 @@ pub fn router() -> Router<AppState> {
 
 /// Which dead letters to replay, and how; every filter field narrows, none means all of the
 /// tenant's.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReplayFilter {
-    route: Option<String>,
-    url: Option<String>,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
+pub struct ReplayFilter {
+    /// Route name.
+    pub route: Option<String>,
+    /// Destination URL.
+    pub url: Option<String>,
+    /// Dead letters created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Dead letters created before; after `since`.
+    pub until: Option<DateTime<Utc>>,
     #[serde(default)]
-    mode: ReplayMode,
+    pub mode: ReplayMode,
 }
 
-#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Default, Clone, Copy, PartialEq, Eq, ToSchema)]
 #[serde(rename_all = "lowercase")]
-enum ReplayMode {
+pub enum ReplayMode {
     /// Send the stored payload again, with the same webhook id.
     #[default]
     Resend,
@@ -48,14 +52,59 @@ enum ReplayMode {
     Rerun,
 }
 
+/// What a replay of dead letters did. `resend` answers `mode` and `replayed`; `rerun` adds the
+/// rest.
+#[derive(Serialize, ToSchema)]
+pub struct ReplayReport {
+    pub mode: ReplayMode,
+    /// Dead letters replayed (re-queued, or superseded by a rerun's new deliveries).
+    pub replayed: u64,
+    /// The live route version a rerun used (null when the tenant has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_version: Option<Option<i64>>,
+    /// New deliveries a rerun queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<usize>,
+    /// What a rerun left as it was, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<Vec<Skipped>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Skipped {
+    pub event: EventId,
+    pub route: String,
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub deliveries: Vec<DeliveryRow>,
+    /// Pass as `cursor` for the next page; null on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// A replayed delivery: pending again.
+#[derive(Serialize, ToSchema)]
+pub struct Requeued {
+    pub id: DeliveryId,
+    pub status: DeliveryStatus,
+}
+
 /// Replays every dead delivery matching the filter (route, destination URL, created in
 /// [since, until)): `resend` re-queues each stored payload with its webhook id and a fresh
 /// schedule; `rerun` re-runs the current plugin chain (see `rerun`).
-async fn replay_dead(
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/deliveries/replay", tag = "deliveries",
+    params(("tenant" = String, Path)), request_body = ReplayFilter,
+    responses(
+        (status = 202, description = "Replayed", body = ReplayReport),
+        (status = 422, description = "A bad filter", body = ErrorBody),
+    ))]
+pub(super) async fn replay_dead(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
     ApiJson(f): ApiJson<ReplayFilter>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ReplayReport>), ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     if let (Some(a), Some(b)) = (f.since, f.until)
         && a >= b
@@ -69,15 +118,19 @@ async fn replay_dead(
         until: f.until.map(|t| t.timestamp_millis()),
     };
     let body = match f.mode {
-        ReplayMode::Resend => {
-            json!({ "mode": "resend", "replayed": state.store.replay_dead(&tenant_id, &filter).await? })
-        }
+        ReplayMode::Resend => ReplayReport {
+            mode: ReplayMode::Resend,
+            replayed: state.store.replay_dead(&tenant_id, &filter).await?,
+            route_version: None,
+            queued: None,
+            skipped: None,
+        },
         ReplayMode::Rerun => rerun(&state, &tenant_id, &filter).await?,
     };
-    if body["replayed"].as_u64().unwrap_or(0) > 0 {
+    if body.replayed > 0 {
         state.delivery_wake.notify_one();
     }
-    tracing::info!(tenant, replayed = %body["replayed"], "dead letters replayed");
+    tracing::info!(tenant, replayed = body.replayed, "dead letters replayed");
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
@@ -87,7 +140,7 @@ async fn replay_dead(
 /// it, or a chain that now drops or fails the event is reported under `skipped`, and those
 /// dead letters stay as they are. Each run waits for room under the tenant's in-flight cap
 /// and failure budget, as a pending event would.
-async fn rerun(state: &AppState, tenant: &TenantId, filter: &DeadFilter) -> Result<Value, ApiError> {
+async fn rerun(state: &AppState, tenant: &TenantId, filter: &DeadFilter) -> Result<ReplayReport, ApiError> {
     let live = state.routes.get(tenant);
     // One run per event and route; remember which deliveries (and destinations) failed.
     let mut groups: BTreeMap<(EventId, String), Vec<(DeliveryId, String)>> = BTreeMap::new();
@@ -97,7 +150,8 @@ async fn rerun(state: &AppState, tenant: &TenantId, filter: &DeadFilter) -> Resu
     let first_delay = state.config.delivery.retry_schedule[0];
     let (mut replayed, mut queued, mut skipped) = (0usize, 0usize, Vec::new());
     for ((event_id, route_name), dead) in groups {
-        let mut skip = |reason: String| skipped.push(json!({"event": event_id, "route": route_name, "reason": reason}));
+        let mut skip =
+            |reason: String| skipped.push(Skipped { event: event_id.clone(), route: route_name.clone(), reason });
         let Some(route) = live.as_ref().and_then(|l| l.routes.iter().find(|r| r.name == route_name)) else {
             skip("the route is not in the live route version".into());
             continue;
@@ -133,30 +187,40 @@ async fn rerun(state: &AppState, tenant: &TenantId, filter: &DeadFilter) -> Resu
         replayed += ids.len();
         queued += new.len();
     }
-    Ok(json!({
-        "mode": "rerun",
-        "route_version": live.map(|l| l.version),
-        "replayed": replayed,
-        "queued": queued,
-        "skipped": skipped,
-    }))
+    Ok(ReplayReport {
+        mode: ReplayMode::Rerun,
+        replayed: replayed as u64,
+        route_version: Some(live.map(|l| l.version)),
+        queued: Some(queued),
+        skipped: Some(skipped),
+    })
 }
 
 /// One page, newest first; `next_cursor` (null on the last page) resumes the walk.
-async fn list(
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/deliveries", tag = "deliveries",
+    params(("tenant" = String, Path), ("status" = Option<DeliveryStatus>, Query), ListParams),
+    responses(
+        (status = 200, description = "One page of deliveries", body = DeliveryPage),
+        (status = 400, description = "A bad query parameter, named in the message", body = ErrorBody),
+    ))]
+pub(super) async fn list(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    Query(pairs): Query<Vec<(String, String)>>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(pairs): ApiQuery<Vec<(String, String)>>,
+) -> Result<Json<DeliveryPage>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     let q = ListQuery::parse(&pairs, &["pending", "delivered", "dead"])?;
     let page = state.store.list_deliveries(&tenant_id, &q.filter, q.limit).await?;
-    Ok(Json(json!({ "deliveries": page.rows, "next_cursor": page.next.as_ref().map(encode_cursor) })))
+    Ok(Json(DeliveryPage { deliveries: page.rows, next_cursor: page.next.as_ref().map(encode_cursor) }))
 }
 
-async fn show(
+/// A delivery with its body and every attempt.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/deliveries/{id}", tag = "deliveries",
+    params(("tenant" = String, Path), ("id" = String, Path)),
+    responses((status = 200, description = "The delivery", body = DeliveryDetail)))]
+pub(super) async fn show(
     State(state): State<AppState>,
-    Path((tenant, id)): Path<(String, String)>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
 ) -> Result<Json<DeliveryDetail>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     let not_found = || ApiError::NotFound(format!("no delivery {id:?}"));
@@ -165,10 +229,16 @@ async fn show(
 }
 
 /// Re-queues a dead (or delivered) delivery with the same webhook id and a fresh schedule.
-async fn replay(
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/deliveries/{id}/replay", tag = "deliveries",
+    params(("tenant" = String, Path), ("id" = String, Path)),
+    responses(
+        (status = 202, description = "Pending again", body = Requeued),
+        (status = 409, description = "Still pending", body = ErrorBody),
+    ))]
+pub(super) async fn replay(
     State(state): State<AppState>,
-    Path((tenant, id)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> Result<(StatusCode, Json<Requeued>), ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     let delivery_id = DeliveryId::parse(&id).ok_or_else(|| ApiError::NotFound(format!("no delivery {id:?}")))?;
     if !state.store.replay_delivery(&tenant_id, &delivery_id).await? {
@@ -178,5 +248,5 @@ async fn replay(
         };
     }
     state.delivery_wake.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": delivery_id, "status": "pending" }))))
+    Ok((StatusCode::ACCEPTED, Json(Requeued { id: delivery_id, status: DeliveryStatus::Pending })))
 }

@@ -2,14 +2,33 @@
 //! errors are logged here and answered with a generic message, never leaked.
 
 use axum::Json;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::routes::Problem;
 use crate::store::StoreError;
+
+/// Every error the API answers, whatever its status: `{"error": {"code", "message", "details"?}}`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: bad_request, unauthorized, forbidden, not_found, conflict,
+    /// request_timeout, payload_too_large, unsupported_media_type, unprocessable,
+    /// quota_exceeded, backlog_full, busy, internal.
+    pub code: &'static str,
+    /// For people; an internal error's is generic (the detail is in the router's log).
+    pub message: String,
+    /// Every problem found in a route document (422), each with its path.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<Problem>,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -94,13 +113,12 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut error = json!({"code": code, "message": message});
-        if let ApiError::Unprocessable { details, .. } = &self
-            && !details.is_empty()
-        {
-            error["details"] = json!(details);
-        }
-        let mut response = (status, Json(json!({ "error": error }))).into_response();
+        let details = match &self {
+            ApiError::Unprocessable { details, .. } => details.clone(),
+            _ => Vec::new(),
+        };
+        let body = ErrorBody { error: ErrorDetail { code, message, details } };
+        let mut response = (status, Json(body)).into_response();
         if let ApiError::TooManyRequests { retry_after, .. }
         | ApiError::Overloaded { retry_after, .. }
         | ApiError::Busy { retry_after, .. } = &self
@@ -133,6 +151,18 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::BytesRejection(e) => e.into(),
             other => ApiError::BadRequest(other.body_text()),
         }
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(r: QueryRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::AppState;
 
@@ -10,6 +10,14 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/fixtures", get(list))
 }
 
-async fn list() -> Json<Value> {
-    Json(json!({ "fixtures": crate::fixtures::names().collect::<Vec<_>>() }))
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FixtureList {
+    /// Names to give a dry run as `fixture`.
+    pub fixtures: Vec<&'static str>,
+}
+
+#[utoipa::path(get, path = "/v1/fixtures", tag = "plugins",
+    responses((status = 200, description = "The seed events' names", body = FixtureList)))]
+pub(super) async fn list() -> Json<FixtureList> {
+    Json(FixtureList { fixtures: crate::fixtures::names().collect() })
 }

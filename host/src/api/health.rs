@@ -11,8 +11,9 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
 
 use super::AppState;
 
@@ -21,29 +22,73 @@ use super::AppState;
 const DATABASE_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(|| async { Json(json!({"status": "ok"})) })).route("/readyz", get(ready))
+    Router::new().route("/healthz", get(live)).route("/readyz", get(ready))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `not_ready`.
+    pub status: &'static str,
+    /// Why not ready; empty when ready.
+    pub reasons: Vec<String>,
+    pub checks: ReadinessChecks,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ReadinessChecks {
+    /// `ok`, `unreachable` or `timeout`.
+    pub database: &'static str,
+    pub routes: RoutesCheck,
+    pub shutting_down: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoutesCheck {
+    /// Tenants whose stored routes could not be loaded.
+    pub failed_tenants: usize,
+    /// Their names, shown to the admin token only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenants: Option<Vec<String>>,
+}
+
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "health", security(()),
+    responses((status = 200, description = "The process answers", body = Liveness)))]
+pub(super) async fn live() -> Json<Liveness> {
+    Json(Liveness { status: "ok" })
 }
 
 /// 200 when the database answers, every tenant's stored routes are loaded and shutdown has
 /// not begun; otherwise 503 with each reason. Start-up loads the routes (and applies the
 /// routes directory) before it serves, so a tenant listed here is one whose stored version
 /// could not be loaded; it stays listed until a version of its routes is applied.
-async fn ready(State(state): State<AppState>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
+#[utoipa::path(get, path = "/readyz", tag = "health", security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Ready for traffic", body = Readiness),
+        (status = 503, description = "Not ready, with each reason", body = Readiness),
+    ))]
+pub(super) async fn ready(State(state): State<AppState>, headers: HeaderMap) -> (StatusCode, Json<Readiness>) {
     let mut reasons = Vec::new();
     let database = match tokio::time::timeout(DATABASE_CHECK_TIMEOUT, state.store.ping()).await {
-        Ok(Ok(())) => "ok".to_owned(),
+        Ok(Ok(())) => "ok",
         Ok(Err(e)) => {
             tracing::warn!("readiness: database check failed: {e}");
             reasons.push("the database is not reachable".to_owned());
-            "unreachable".to_owned()
+            "unreachable"
         }
         Err(_) => {
             reasons.push(format!("the database did not answer within {}s", DATABASE_CHECK_TIMEOUT.as_secs()));
-            "timeout".to_owned()
+            "timeout"
         }
     };
     let unloaded = state.routes.unloaded_tenants();
-    let mut routes = json!({"failed_tenants": unloaded.len()});
+    let mut routes = RoutesCheck { failed_tenants: unloaded.len(), tenants: None };
     if !unloaded.is_empty() {
         reasons.push(format!("the stored routes of {} tenant(s) failed to load", unloaded.len()));
         if is_admin(&state, &headers) && database == "ok" {
@@ -51,7 +96,7 @@ async fn ready(State(state): State<AppState>, headers: HeaderMap) -> (StatusCode
                 state.store.list_tenants().await.unwrap_or_default().into_iter().map(|t| (t.id, t.name)).collect();
             let mut listed: Vec<&str> = unloaded.iter().filter_map(|id| names.get(id).map(String::as_str)).collect();
             listed.sort_unstable();
-            routes["tenants"] = json!(listed);
+            routes.tenants = Some(listed.into_iter().map(str::to_owned).collect());
         }
     }
     let shutting_down = state.shutdown.is_cancelled();
@@ -59,12 +104,8 @@ async fn ready(State(state): State<AppState>, headers: HeaderMap) -> (StatusCode
         reasons.push("shutting down".to_owned());
     }
     let code = if reasons.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = json!({
-        "status": if reasons.is_empty() { "ready" } else { "not_ready" },
-        "reasons": reasons,
-        "checks": {"database": database, "routes": routes, "shutting_down": shutting_down},
-    });
-    (code, Json(body))
+    let status = if reasons.is_empty() { "ready" } else { "not_ready" };
+    (code, Json(Readiness { status, reasons, checks: ReadinessChecks { database, routes, shutting_down } }))
 }
 
 fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use super::{ApiError, AppState};
+use super::{ApiError, ApiPath, AppState, ErrorBody};
 use crate::config::Config;
 use crate::event::{Event, EventId};
 use crate::metrics::TenantMetrics;
@@ -30,6 +30,16 @@ pub fn router(config: &Config) -> Router<AppState> {
         .layer(DefaultBodyLimit::max(config.ingest.max_body_bytes))
 }
 
+/// What a stored (or already stored) event is answered with.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub id: EventId,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// The sender's id was seen before: nothing new was stored, `id` is the first one's.
+    pub duplicate: bool,
+}
+
 /// Which tenant and source an ingest request reached, for its count in `/metrics`.
 #[derive(Default)]
 struct Reached {
@@ -39,12 +49,34 @@ struct Reached {
     source_known: bool,
 }
 
-async fn ingest(
+/// Accepts one webhook in the source's envelope. Public: senders authenticate as the source
+/// declares (Standard Webhooks signature, bearer, basic, HMAC, or an explicit none).
+#[utoipa::path(post, path = "/v1/ingest/{tenant}/{source}", tag = "ingest", security(()),
+    params(("tenant" = String, Path), ("source" = String, Path)),
+    request_body(description = "The webhook, in the source's envelope", content(
+        (serde_json::Value = "application/json"),
+        (serde_json::Value = "application/cloudevents+json"),
+    )),
+    responses(
+        (status = 202, description = "Stored durably (or a duplicate of a stored event)", body = Accepted),
+        (status = 400, description = "Not JSON", body = ErrorBody),
+        (status = 401, description = "The sender did not authenticate as the source declares", body = ErrorBody),
+        (status = 404, description = "No such tenant or source (the same answer for both)", body = ErrorBody),
+        (status = 408, description = "The body arrived too slowly", body = ErrorBody),
+        (status = 413, description = "Over ingest.max_body_bytes", body = ErrorBody),
+        (status = 415, description = "Not a JSON content type", body = ErrorBody),
+        (status = 422, description = "Valid JSON, but not the source's envelope", body = ErrorBody),
+        (status = 429, description = "Over the tenant's ingest rate; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds"))),
+        (status = 503, description = "The tenant's backlog is full; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds"))),
+    ))]
+pub(super) async fn ingest(
     State(state): State<AppState>,
-    Path((tenant_name, source_name)): Path<(String, String)>,
+    ApiPath((tenant_name, source_name)): ApiPath<(String, String)>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let mut reached = Reached::default();
     // A sender's trace continues through the router (see `trace`); with tracing on, the
     // event's tree starts here, and what is stored with the event names this span.
@@ -81,7 +113,7 @@ async fn accept(
     body: Result<Bytes, BytesRejection>,
     traceparent: Option<String>,
     reached: &mut Reached,
-) -> Result<(Value, bool), ApiError> {
+) -> Result<(Accepted, bool), ApiError> {
     check_content_type(headers)?;
     let body = body?;
     // An unknown tenant and an unknown source of a known tenant get the same answer, byte for
@@ -156,17 +188,17 @@ async fn accept(
             return Err(e.into());
         }
     };
-    Ok((json!({"id": id, "type": event_type, "duplicate": duplicate}), duplicate))
+    Ok((Accepted { id, event_type, duplicate }, duplicate))
 }
 
 /// The ingest span's outcome: the event's id and tenant, or why it was refused.
-fn record(span: &mut Span, answer: &Result<(Value, bool), ApiError>, tenant: Option<&str>) {
+fn record(span: &mut Span, answer: &Result<(Accepted, bool), ApiError>, tenant: Option<&str>) {
     if let Some(tenant) = tenant {
         span.set("tenant", || tenant.to_owned());
     }
     match answer {
         Ok((body, duplicate)) => {
-            span.set("event.id", || body["id"].as_str().unwrap_or_default().to_owned());
+            span.set("event.id", || body.id.to_string());
             span.set("ingest.duplicate", || *duplicate);
             span.set("http.response.status_code", || i64::from(StatusCode::ACCEPTED.as_u16()));
         }

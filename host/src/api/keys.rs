@@ -1,15 +1,16 @@
 //! Tenant API keys (operators only; see `auth`). A key is shown once, when created.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{ApiError, AppState};
+use super::{ApiError, ApiPath, AppState, ErrorBody};
 use crate::event::KeyId;
+use crate::store::ApiKey;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -17,18 +18,40 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tenants/{tenant}/keys/{id}", delete(revoke))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewKey {
+pub struct NewKey {
+    /// 1 to 100 characters; `default` when omitted.
     #[serde(default)]
-    name: Option<String>,
+    pub name: Option<String>,
 }
 
-async fn create(
+/// A new key: the only time the key itself is shown.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub meta: ApiKey,
+    /// `syk_...`: send it as a bearer token. Not stored, not shown again.
+    pub key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    pub keys: Vec<ApiKey>,
+}
+
+/// Creates a tenant API key (admin token only). The body is optional.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/keys", tag = "keys", params(("tenant" = String, Path)),
+    request_body(content = Option<NewKey>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created; the key is in the answer, once", body = CreatedKey),
+        (status = 422, description = "Not a key request, or a bad name", body = ErrorBody),
+    ))]
+pub(super) async fn create(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     // The body is optional: `{"name": "..."}` or nothing.
     let spec: NewKey = if body.is_empty() {
@@ -42,19 +65,26 @@ async fn create(
     }
     let (row, key) = state.store.create_api_key(&tenant_id, &name).await?;
     tracing::info!(tenant, key = %row.id, "API key created");
-    let mut body = json!(row);
-    body["key"] = json!(key);
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((StatusCode::CREATED, Json(CreatedKey { meta: row, key })))
 }
 
-async fn list(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>, ApiError> {
-    let tenant_id = state.tenant_id(&tenant).await?;
-    Ok(Json(json!({ "keys": state.store.list_api_keys(&tenant_id).await? })))
-}
-
-async fn revoke(
+/// The tenant's keys, revoked ones included, never the keys themselves.
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/keys", tag = "keys", params(("tenant" = String, Path)),
+    responses((status = 200, description = "The tenant's keys", body = KeyList)))]
+pub(super) async fn list(
     State(state): State<AppState>,
-    Path((tenant, id)): Path<(String, String)>,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<KeyList>, ApiError> {
+    let tenant_id = state.tenant_id(&tenant).await?;
+    Ok(Json(KeyList { keys: state.store.list_api_keys(&tenant_id).await? }))
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/keys/{id}", tag = "keys",
+    params(("tenant" = String, Path), ("id" = String, Path)),
+    responses((status = 204, description = "Revoked")))]
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     let not_found = || ApiError::NotFound(format!("tenant {tenant:?} has no key {id:?}"));

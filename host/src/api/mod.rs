@@ -15,6 +15,7 @@ mod health;
 mod ingest;
 mod keys;
 mod metrics;
+pub mod openapi;
 mod pages;
 mod plugins;
 mod routes;
@@ -32,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 pub use auth::Principal;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
 
 use crate::config::Config;
 use crate::event::TenantId;
@@ -85,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::authenticate));
     Router::new()
         .merge(health::router())
+        .merge(openapi::router())
         .merge(ingest::router(&state.config))
         .merge(console::router())
         .merge(authenticated)
@@ -97,6 +99,16 @@ pub fn app(state: AppState) -> Router {
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
+
+/// Path parameters whose rejections (bad percent-encoding) answer in our error format.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct ApiPath<T>(pub T);
+
+/// A query string whose rejections answer in our error format.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct ApiQuery<T>(pub T);
 
 impl AppState {
     /// The tenant named in a path, or 404.

@@ -15,6 +15,35 @@ pub const MAX_LIMIT: u32 = 1000;
 
 const PARAMETERS: &[&str] = &["status", "type", "source", "route", "since", "until", "limit", "cursor"];
 
+/// The query parameters every list takes besides `status`, for the OpenAPI document:
+/// `ListQuery::parse` reads them (it also refuses unknown and repeated ones).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documentation only
+pub struct ListParams {
+    /// Event type, exactly.
+    #[param(rename = "type", min_length = 1)]
+    event_type: Option<String>,
+    /// Source name, exactly.
+    #[param(min_length = 1)]
+    source: Option<String>,
+    /// Route name, exactly.
+    #[param(min_length = 1)]
+    route: Option<String>,
+    /// Received at or after (RFC 3339).
+    #[param(format = DateTime)]
+    since: Option<String>,
+    /// Received before (RFC 3339); after `since`.
+    #[param(format = DateTime)]
+    until: Option<String>,
+    /// Page size, 50 when omitted.
+    #[param(minimum = 1, maximum = 1000)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    #[param(min_length = 1)]
+    cursor: Option<String>,
+}
+
 /// A list query, checked: the filter (with the cursor's position) and the page size.
 #[derive(Debug)]
 pub struct ListQuery {

@@ -12,20 +12,22 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, ApiPath, AppState, ErrorBody};
 use crate::config::Config;
 use crate::event::{Event, EventId};
 use crate::routes::{NAME_RULE, valid_name};
-use crate::runtime::{RuntimeError, Verdict, WORLD};
-use crate::store::{NewPluginVersion, PluginVersion, Tenant};
+use crate::runtime::LogLine;
+use crate::runtime::{self, RuntimeError, WORLD};
+use crate::store::{NewPluginVersion, PluginVersion, PluginVersionMeta, Tenant};
 
 pub fn router(config: &Config) -> Router<AppState> {
     Router::new()
@@ -38,11 +40,54 @@ pub fn router(config: &Config) -> Router<AppState> {
         .route("/v1/tenants/{tenant}/plugins/{name}/versions/{version}/test", post(dry_run))
 }
 
-async fn upload(
+/// A stored version, with how long its compile took.
+#[derive(Serialize, ToSchema)]
+pub struct Uploaded {
+    #[serde(flatten)]
+    pub meta: PluginVersionMeta,
+    pub compile_ms: f64,
+}
+
+/// An upload's body, for the document: raw bytes, not JSON.
+#[derive(ToSchema)]
+#[schema(content_media_type = "application/wasm")]
+#[allow(dead_code)] // documentation only: the handler takes the bytes as they come
+struct WasmComponent(String);
+
+#[derive(Serialize, ToSchema)]
+pub struct PluginList {
+    /// Every version of every plugin, by name and version.
+    pub plugins: Vec<PluginVersionMeta>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PluginVersions {
+    pub name: String,
+    /// Oldest first.
+    pub versions: Vec<PluginVersionMeta>,
+}
+
+/// Uploads a component (`.wasm` bytes) as the plugin's next version.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/plugins/{name}", tag = "plugins",
+    params(("tenant" = String, Path), ("name" = String, Path)),
+    request_body(description = "The WebAssembly component's bytes", content = inline(WasmComponent),
+        content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Stored as a new version", body = Uploaded),
+        (status = 400, description = "An empty body", body = ErrorBody),
+        (status = 408, description = "The body arrived too slowly", body = ErrorBody),
+        (status = 413, description = "Over plugins.max_upload_bytes or the tenant's max_plugin_bytes", body = ErrorBody),
+        (status = 422, description = "Not a valid component, a bad name, or imports the tenant is not granted", body = ErrorBody),
+        (status = 429, description = "Over the tenant's max_plugins or max_plugin_versions", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds"))),
+        (status = 503, description = "Every compile slot is busy; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds"))),
+    ))]
+pub(super) async fn upload(
     State(state): State<AppState>,
-    Path((tenant, name)): Path<(String, String)>,
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Uploaded>), ApiError> {
     let body = body?;
     let tenant = state.tenant(&tenant).await?;
     if !valid_name(&name) {
@@ -77,9 +122,7 @@ async fn upload(
     };
     let compile_ms = validated.compile.as_secs_f64() * 1000.0;
     tracing::info!(tenant = tenant.name, plugin = %name, version = meta.version, sha256 = meta.sha256, compile_ms, "plugin uploaded");
-    let mut body = json!(meta);
-    body["compile_ms"] = json!((compile_ms * 10.0).round() / 10.0);
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((StatusCode::CREATED, Json(Uploaded { meta, compile_ms: (compile_ms * 10.0).round() / 10.0 })))
 }
 
 /// `max_plugins` counts names (a new version of an existing plugin is not a new plugin);
@@ -101,21 +144,29 @@ async fn check_plugin_quota(state: &AppState, tenant: &Tenant, name: &str) -> Re
     Ok(())
 }
 
-async fn list(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/plugins", tag = "plugins", params(("tenant" = String, Path)),
+    responses((status = 200, description = "The tenant's plugin versions", body = PluginList)))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<PluginList>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
-    Ok(Json(json!({ "plugins": state.store.list_plugins(&tenant_id).await? })))
+    Ok(Json(PluginList { plugins: state.store.list_plugins(&tenant_id).await? }))
 }
 
-async fn versions(
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/plugins/{name}", tag = "plugins",
+    params(("tenant" = String, Path), ("name" = String, Path)),
+    responses((status = 200, description = "The plugin's versions", body = PluginVersions)))]
+pub(super) async fn versions(
     State(state): State<AppState>,
-    Path((tenant, name)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
+) -> Result<Json<PluginVersions>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     let versions = state.store.plugin_versions(&tenant_id, &name).await?;
     if versions.is_empty() {
         return Err(ApiError::NotFound(format!("no plugin named {name:?}")));
     }
-    Ok(Json(json!({ "name": name, "versions": versions })))
+    Ok(Json(PluginVersions { name, versions }))
 }
 
 /// `3` or `latest`.
@@ -139,18 +190,29 @@ async fn find_version(state: &AppState, tenant: &Tenant, name: &str, version: &s
     })
 }
 
-async fn show(
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/plugins/{name}/versions/{version}", tag = "plugins",
+    params(("tenant" = String, Path), ("name" = String, Path),
+        ("version" = String, Path, pattern = r"^([1-9][0-9]{0,17}|latest)$", description = "A number from 1, or `latest`")),
+    responses((status = 200, description = "The version", body = PluginVersionMeta)))]
+pub(super) async fn show(
     State(state): State<AppState>,
-    Path((tenant, name, version)): Path<(String, String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath((tenant, name, version)): ApiPath<(String, String, String)>,
+) -> Result<Json<PluginVersionMeta>, ApiError> {
     let tenant = state.tenant(&tenant).await?;
-    Ok(Json(json!(find_version(&state, &tenant, &name, &version).await?.meta)))
+    Ok(Json(find_version(&state, &tenant, &name, &version).await?.meta))
 }
 
 /// Deletes a version unless the live routes use it (roll them forward first).
-async fn delete(
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/plugins/{name}/versions/{version}", tag = "plugins",
+    params(("tenant" = String, Path), ("name" = String, Path),
+        ("version" = String, Path, pattern = r"^([1-9][0-9]{0,17}|latest)$", description = "A number from 1, or `latest`")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "A live route uses it", body = ErrorBody),
+    ))]
+pub(super) async fn delete(
     State(state): State<AppState>,
-    Path((tenant, name, version)): Path<(String, String, String)>,
+    ApiPath((tenant, name, version)): ApiPath<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let tenant = state.tenant(&tenant).await?;
     // Under the apply lock, so no route version can pin this one between check and delete.
@@ -174,29 +236,76 @@ async fn delete(
 }
 
 /// A dry run: one event (given, or a seed fixture by name) through one plugin version.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DryRunRequest {
-    event: Option<TestEvent>,
-    fixture: Option<String>,
+pub struct DryRunRequest {
+    /// Exactly one of `event` and `fixture`.
+    pub event: Option<TestEvent>,
+    /// A name from `GET /v1/fixtures`.
+    pub fixture: Option<String>,
+    /// The step's config: strings, numbers or booleans.
     #[serde(default)]
-    config: BTreeMap<String, Value>,
+    pub config: BTreeMap<String, Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TestEvent {
+pub struct TestEvent {
+    /// `test` when omitted.
     #[serde(default = "default_source")]
-    source: String,
+    pub source: String,
     #[serde(rename = "type")]
-    event_type: String,
-    data: Value,
+    pub event_type: String,
+    pub data: Value,
     #[serde(default)]
-    subject: Option<String>,
+    pub subject: Option<String>,
+    /// Now when omitted.
     #[serde(default)]
-    time: Option<DateTime<Utc>>,
+    pub time: Option<DateTime<Utc>>,
     #[serde(default)]
-    attributes: BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// What a dry run did.
+#[derive(Serialize, ToSchema)]
+pub struct DryRunReport {
+    /// `name@version`.
+    pub plugin: String,
+    pub input: EventView,
+    pub verdict: Verdict,
+    /// Why it dropped the event, or how it failed.
+    pub reason: Option<String>,
+    pub outputs: Vec<EventView>,
+    pub logs: Vec<LogLine>,
+    pub duration_us: u64,
+    pub memory_bytes: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Drop,
+    Pass,
+    Emit,
+    Error,
+}
+
+/// An event as a dry run shows it: its data as JSON rather than text.
+#[derive(Serialize, ToSchema)]
+pub struct EventView {
+    pub id: EventId,
+    pub tenant: String,
+    pub source: String,
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub time: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// JSON; the plugin's text as a string if it is not JSON.
+    pub data: Value,
+    /// `[name, value]` pairs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<(String, String)>,
 }
 
 fn default_source() -> String {
@@ -205,11 +314,21 @@ fn default_source() -> String {
 
 /// Runs the plugin exactly as the pipeline would, but delivers nothing and keeps no kv
 /// writes; answers with the verdict, outputs, logs, time and memory.
-async fn dry_run(
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/plugins/{name}/versions/{version}/test", tag = "plugins",
+    params(("tenant" = String, Path), ("name" = String, Path),
+        ("version" = String, Path, pattern = r"^([1-9][0-9]{0,17}|latest)$", description = "A number from 1, or `latest`")),
+    request_body = DryRunRequest,
+    responses(
+        (status = 200, description = "What the plugin did", body = DryRunReport),
+        (status = 422, description = "Not a dry-run request, or an unknown fixture", body = ErrorBody),
+        (status = 429, description = "The tenant's in-flight cap or failure budget is spent", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds"))),
+    ))]
+pub(super) async fn dry_run(
     State(state): State<AppState>,
-    Path((tenant, name, version)): Path<(String, String, String)>,
+    ApiPath((tenant, name, version)): ApiPath<(String, String, String)>,
     ApiJson(request): ApiJson<DryRunRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DryRunReport>, ApiError> {
     let tenant = state.tenant(&tenant).await?;
     let event = match (request.event, request.fixture) {
         (Some(e), None) => Event {
@@ -249,29 +368,36 @@ async fn dry_run(
     }
     drop(run);
     let (verdict, reason, outputs) = match trace.result {
-        Ok(Verdict::Drop(reason)) => ("drop", Some(reason), Vec::new()),
-        Ok(Verdict::Continue(outs)) if outs.len() == 1 && outs[0].id == event.id => ("pass", None, outs),
-        Ok(Verdict::Continue(outs)) => ("emit", None, outs),
-        Err(failure) => ("error", Some(failure.to_string()), Vec::new()),
+        Ok(runtime::Verdict::Drop(reason)) => (Verdict::Drop, Some(reason), Vec::new()),
+        Ok(runtime::Verdict::Continue(outs)) if outs.len() == 1 && outs[0].id == event.id => {
+            (Verdict::Pass, None, outs)
+        }
+        Ok(runtime::Verdict::Continue(outs)) => (Verdict::Emit, None, outs),
+        Err(failure) => (Verdict::Error, Some(failure.to_string()), Vec::new()),
     };
-    let outputs: Vec<Value> = outputs.iter().map(output_json).collect();
-    Ok(Json(json!({
-        "plugin": plugin.label.as_ref(),
-        "input": output_json(&event),
-        "verdict": verdict,
-        "reason": reason,
-        "outputs": outputs,
-        "logs": trace.logs,
-        "duration_us": trace.elapsed.as_micros() as u64,
-        "memory_bytes": trace.peak_memory_bytes,
-    })))
+    Ok(Json(DryRunReport {
+        plugin: plugin.label.to_string(),
+        input: EventView::from(&event),
+        verdict,
+        reason,
+        outputs: outputs.iter().map(EventView::from).collect(),
+        logs: trace.logs,
+        duration_us: trace.elapsed.as_micros() as u64,
+        memory_bytes: trace.peak_memory_bytes,
+    }))
 }
 
-/// An event with its data as JSON rather than text.
-fn output_json(e: &Event) -> Value {
-    let mut v = json!(e);
-    if let Ok(data) = serde_json::from_str::<Value>(&e.data) {
-        v["data"] = data;
+impl From<&Event> for EventView {
+    fn from(e: &Event) -> Self {
+        EventView {
+            id: e.id.clone(),
+            tenant: e.tenant.clone(),
+            source: e.source.clone(),
+            event_type: e.event_type.clone(),
+            time: e.time,
+            subject: e.subject.clone(),
+            data: serde_json::from_str(&e.data).unwrap_or_else(|_| Value::String(e.data.clone())),
+            attributes: e.attributes.clone(),
+        }
     }
-    v
 }

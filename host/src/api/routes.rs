@@ -2,19 +2,19 @@
 //! versions can be listed, compared and rolled back to.
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, AppState};
+use super::{ApiError, ApiJson, ApiPath, ApiQuery, AppState, ErrorBody};
 use crate::routes::{self, ApplyError, RouteDocument, Rules};
 use crate::runtime::RuntimeError;
-use crate::store::{RouteOrigin, RouteSetRow, Tenant};
+use crate::store::{RouteOrigin, RouteSetRow, RouteVersionSummary, Tenant};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -23,6 +23,46 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tenants/{tenant}/routes/versions/{version}", get(show_version))
         .route("/v1/tenants/{tenant}/routes/diff", get(diff))
         .route("/v1/tenants/{tenant}/routes/rollback", post(rollback))
+}
+
+/// What an apply (or a rollback) made live.
+#[derive(Serialize, ToSchema)]
+pub struct RoutesApplied {
+    /// The live version: new, or the current one when `unchanged`.
+    pub version: i64,
+    /// The document was identical to the live one, so no version was created.
+    pub unchanged: bool,
+    /// The version a rollback copied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rolled_back_to: Option<i64>,
+    /// As resolved (plugin versions pinned), destination secrets as fingerprints.
+    pub document: RouteDocument,
+}
+
+/// A stored version, destination secrets as fingerprints.
+#[derive(Serialize, ToSchema)]
+pub struct RouteVersion {
+    pub version: i64,
+    pub origin: RouteOrigin,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    pub document: RouteDocument,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RouteVersionList {
+    /// The live version; null before the first apply.
+    pub live: Option<i64>,
+    pub versions: Vec<RouteVersionSummary>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RouteDiff {
+    pub from: i64,
+    pub to: i64,
+    pub identical: bool,
+    /// A unified diff of the two documents (pretty JSON).
+    pub diff: String,
 }
 
 /// A route document in the format its Content-Type names: JSON (the default) or TOML.
@@ -70,31 +110,47 @@ pub async fn apply_document(
     Ok(applied)
 }
 
-async fn apply(
+/// Applies a whole route document (JSON, or TOML with its content type); live on success.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/routes", tag = "routes", params(("tenant" = String, Path)),
+    request_body(description = "The route document", content(
+        (RouteDocument = "application/json"),
+        (String = "application/toml"),
+    )),
+    responses(
+        (status = 200, description = "Live", body = RoutesApplied),
+        (status = 400, description = "Not JSON (or TOML)", body = ErrorBody),
+        (status = 413, description = "Over the body limit", body = ErrorBody),
+        (status = 415, description = "Neither JSON nor TOML", body = ErrorBody),
+        (status = 422, description = "Invalid; every problem is in details", body = ErrorBody),
+        (status = 429, description = "Over a tenant quota (routes, destinations...)", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds"))),
+    ))]
+pub(super) async fn apply(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RoutesApplied>, ApiError> {
     let body = body?;
     let tenant = state.tenant(&tenant).await?;
     let doc = parse_document(headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()), &body)?;
     let applied = apply_document(&state, &tenant, &doc, RouteOrigin::Api).await?;
-    Ok(Json(json!({
-        "version": applied.version,
-        "unchanged": applied.unchanged,
-        "document": routes::redacted(&applied.document),
-    })))
+    Ok(Json(RoutesApplied {
+        version: applied.version,
+        unchanged: applied.unchanged,
+        rolled_back_to: None,
+        document: routes::redacted(&applied.document),
+    }))
 }
 
 /// A stored version as the API shows it: destination secrets redacted.
-fn version_json(row: &RouteSetRow) -> Result<Value, ApiError> {
-    Ok(json!({
-        "version": row.version,
-        "origin": row.origin,
-        "created_at": crate::store::ms_to_rfc3339(row.created_at),
-        "document": routes::redacted(&stored_document(row)?),
-    }))
+fn version_json(row: &RouteSetRow) -> Result<RouteVersion, ApiError> {
+    Ok(RouteVersion {
+        version: row.version,
+        origin: row.origin,
+        created_at: crate::store::ms_to_rfc3339(row.created_at),
+        document: routes::redacted(&stored_document(row)?),
+    })
 }
 
 fn stored_document(row: &RouteSetRow) -> Result<RouteDocument, ApiError> {
@@ -110,15 +166,26 @@ async fn find(state: &AppState, tenant: &Tenant, version: Option<i64>) -> Result
     })
 }
 
-async fn show_live(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/routes", tag = "routes", params(("tenant" = String, Path)),
+    responses((status = 200, description = "The live version", body = RouteVersion)))]
+pub(super) async fn show_live(
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<RouteVersion>, ApiError> {
     let tenant = state.tenant(&tenant).await?;
     Ok(Json(version_json(&find(&state, &tenant, None).await?)?))
 }
 
-async fn show_version(
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/routes/versions/{version}", tag = "routes",
+    params(("tenant" = String, Path), ("version" = String, Path, pattern = r"^([1-9][0-9]{0,17}|live|latest)$", description = "A number from 1, or `live`")),
+    responses(
+        (status = 200, description = "That version", body = RouteVersion),
+        (status = 400, description = "Not a version", body = ErrorBody),
+    ))]
+pub(super) async fn show_version(
     State(state): State<AppState>,
-    Path((tenant, version)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath((tenant, version)): ApiPath<(String, String)>,
+) -> Result<Json<RouteVersion>, ApiError> {
     let tenant = state.tenant(&tenant).await?;
     let version = parse_route_version(&version)?;
     Ok(Json(version_json(&find(&state, &tenant, version).await?)?))
@@ -134,26 +201,42 @@ fn parse_route_version(v: &str) -> Result<Option<i64>, ApiError> {
     }
 }
 
-async fn versions(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/routes/versions", tag = "routes", params(("tenant" = String, Path)),
+    responses((status = 200, description = "Every stored version", body = RouteVersionList)))]
+pub(super) async fn versions(
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<RouteVersionList>, ApiError> {
     let tenant = state.tenant(&tenant).await?;
     let versions = state.store.route_versions(&tenant.id).await?;
     let live = state.routes.get(&tenant.id).map(|r| r.version);
-    Ok(Json(json!({ "live": live, "versions": versions })))
+    Ok(Json(RouteVersionList { live, versions }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
-struct DiffQuery {
-    from: String,
-    to: Option<String>,
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// A version number from 1, or `live`.
+    #[param(pattern = r"^([1-9][0-9]{0,17}|live|latest)$")]
+    pub from: String,
+    /// A version number from 1, or `live` (the default).
+    #[param(pattern = r"^([1-9][0-9]{0,17}|live|latest)$")]
+    pub to: Option<String>,
 }
 
 /// A unified diff between two versions' documents (pretty JSON, so one change is one line).
-async fn diff(
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/routes/diff", tag = "routes",
+    params(("tenant" = String, Path), DiffQuery),
+    responses(
+        (status = 200, description = "The diff", body = RouteDiff),
+        (status = 400, description = "A bad query", body = ErrorBody),
+    ))]
+pub(super) async fn diff(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
-    Query(q): Query<DiffQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(q): ApiQuery<DiffQuery>,
+) -> Result<Json<RouteDiff>, ApiError> {
     let tenant = state.tenant(&tenant).await?;
     let from = find(&state, &tenant, parse_route_version(&q.from)?).await?;
     let to = find(&state, &tenant, parse_route_version(q.to.as_deref().unwrap_or("live"))?).await?;
@@ -169,29 +252,37 @@ async fn diff(
         .context_radius(3)
         .header(&format!("version {}", from.version), &format!("version {}", to.version))
         .to_string();
-    Ok(Json(json!({ "from": from.version, "to": to.version, "identical": a == b, "diff": diff })))
+    Ok(Json(RouteDiff { from: from.version, to: to.version, identical: a == b, diff }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RollbackRequest {
-    version: i64,
+pub struct RollbackRequest {
+    pub version: i64,
 }
 
 /// Makes an earlier version's document live again, as a new version (history only grows).
-async fn rollback(
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/routes/rollback", tag = "routes",
+    params(("tenant" = String, Path)), request_body = RollbackRequest,
+    responses(
+        (status = 200, description = "Live again, as a new version", body = RoutesApplied),
+        (status = 422, description = "Not a rollback request, or the old document no longer applies", body = ErrorBody),
+        (status = 429, description = "Over a tenant quota", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds"))),
+    ))]
+pub(super) async fn rollback(
     State(state): State<AppState>,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
     ApiJson(request): ApiJson<RollbackRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RoutesApplied>, ApiError> {
     let tenant = state.tenant(&tenant).await?;
     let target = find(&state, &tenant, Some(request.version)).await?;
     let doc = stored_document(&target)?;
     let applied = apply_document(&state, &tenant, &doc, RouteOrigin::Rollback).await?;
-    Ok(Json(json!({
-        "version": applied.version,
-        "unchanged": applied.unchanged,
-        "rolled_back_to": target.version,
-        "document": routes::redacted(&applied.document),
-    })))
+    Ok(Json(RoutesApplied {
+        version: applied.version,
+        unchanged: applied.unchanged,
+        rolled_back_to: Some(target.version),
+        document: routes::redacted(&applied.document),
+    }))
 }

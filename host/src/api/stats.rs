@@ -2,12 +2,12 @@
 //! the CLI): delivery attempts by destination and outcome, from the stored attempts, and
 //! plugin call latency by plugin, from the runtime's in-memory minutes (`runtime::recent`).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::{ApiError, AppState};
+use super::{ApiError, ApiPath, AppState};
 use crate::runtime::recent::{PluginMinute, WINDOW_MINUTES};
 use crate::store::{AttemptMinute, ms_to_rfc3339, now_ms};
 
@@ -16,7 +16,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The window and its series; minutes with nothing in them are left out.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatsResponse {
     /// Start of the first minute in the window (RFC 3339).
     pub since: String,
@@ -27,13 +27,13 @@ pub struct StatsResponse {
 }
 
 /// One destination's attempts per minute.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DestinationSeries {
     pub url: String,
     pub minutes: Vec<DeliveryMinute>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DeliveryMinute {
     pub minute: String,
     /// Attempts the receiver answered 2xx.
@@ -45,20 +45,26 @@ pub struct DeliveryMinute {
 }
 
 /// One plugin's calls (pipeline and replays; dry runs are not counted) per minute.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PluginSeries {
     pub plugin: String,
     pub minutes: Vec<PluginLatencyMinute>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PluginLatencyMinute {
     pub minute: String,
     #[serde(flatten)]
     pub figures: PluginMinute,
 }
 
-async fn show(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<StatsResponse>, ApiError> {
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/stats", tag = "stats",
+    params(("tenant" = String, Path)),
+    responses((status = 200, description = "The last hour per minute", body = StatsResponse)))]
+pub(super) async fn show(
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<StatsResponse>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     let now = now_ms();
     let since = (now.div_euclid(60_000) - (WINDOW_MINUTES - 1)) * 60_000;

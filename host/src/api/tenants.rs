@@ -1,13 +1,14 @@
 //! Tenants and their sources.
 
-use axum::extract::{Extension, Path, State};
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::routing::{get, put};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
-use super::{ApiError, ApiJson, AppState, Principal};
+use super::{ApiError, ApiJson, ApiPath, AppState, ErrorBody, Principal};
 use crate::routes::{NAME_RULE, valid_name};
 use crate::signing::Secret;
 use crate::sources::SourceFormat;
@@ -22,13 +23,25 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tenants/{tenant}/sources/{source}", put(put_source).get(show_source).delete(delete_source))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewTenant {
-    name: String,
+pub struct NewTenant {
+    /// ASCII letters, digits, `-`, `_` and `.`, 1 to 64 characters, starting with a letter or digit.
+    pub name: String,
 }
 
-async fn create(
+#[derive(Serialize, ToSchema)]
+pub struct TenantList {
+    pub tenants: Vec<Tenant>,
+}
+
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = NewTenant,
+    responses(
+        (status = 201, description = "Created", body = Tenant),
+        (status = 409, description = "A tenant of that name exists", body = ErrorBody),
+        (status = 422, description = "Not a valid name", body = ErrorBody),
+    ))]
+pub(super) async fn create(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<NewTenant>,
 ) -> Result<(StatusCode, Json<Tenant>), ApiError> {
@@ -42,31 +55,65 @@ async fn create(
 }
 
 /// Operators see every tenant; a tenant key sees its own.
-async fn list(State(state): State<AppState>, Extension(who): Extension<Principal>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants",
+    responses((status = 200, description = "The tenants the caller may see", body = TenantList)))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+) -> Result<Json<TenantList>, ApiError> {
     let tenants = match who {
         Principal::Admin => state.store.list_tenants().await?,
         Principal::Tenant(own) => vec![own],
     };
-    Ok(Json(json!({ "tenants": tenants })))
+    Ok(Json(TenantList { tenants }))
 }
 
-async fn show(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Tenant>, ApiError> {
+#[utoipa::path(get, path = "/v1/tenants/{tenant}", tag = "tenants", params(("tenant" = String, Path)),
+    responses((status = 200, description = "The tenant", body = Tenant)))]
+pub(super) async fn show(
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<Tenant>, ApiError> {
     Ok(Json(state.tenant(&tenant).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SourceSpec {
-    format: String,
-    /// The Standard Webhooks secret, for that format.
-    secret: Option<String>,
+pub struct SourceSpec {
+    /// coaching, call-tracking, standard-webhooks (or svix), crm or cloudevents.
+    pub format: String,
+    /// The Standard Webhooks secret (`whsec_...`), for that format.
+    pub secret: Option<String>,
     /// How senders authenticate, for every other format (required; `{"type": "none"}` opts out).
-    auth: Option<SourceAuth>,
+    pub auth: Option<SourceAuth>,
 }
 
 /// A source as the API shows it: never a secret or token, but how senders authenticate and
 /// where they post.
-fn source_json(tenant: &str, s: &SourceRow) -> Value {
+#[derive(Serialize, ToSchema)]
+pub struct SourceView {
+    pub name: String,
+    pub format: String,
+    /// Whether senders must prove who they are (anything but `none`).
+    pub authenticated: bool,
+    /// The declaration without its secrets: `{"type": ...}` and, for bearer and HMAC, the
+    /// header (and the HMAC's algorithm, encoding, prefix...).
+    #[schema(value_type = Object)]
+    pub auth: Value,
+    /// Whether requests carry a MAC (Standard Webhooks or HMAC).
+    pub signed: bool,
+    /// Where senders post.
+    pub ingest_path: String,
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SourceList {
+    pub sources: Vec<SourceView>,
+}
+
+fn source_json(tenant: &str, s: &SourceRow) -> SourceView {
     let auth = match &s.auth {
         Some(auth) => auth.public_view(),
         None if s.secret.is_some() => json!({"type": "standard-webhooks"}),
@@ -74,22 +121,29 @@ fn source_json(tenant: &str, s: &SourceRow) -> Value {
     };
     let signed = s.secret.is_some() || matches!(s.auth, Some(SourceAuth::Hmac(_)));
     let authenticated = s.secret.is_some() || s.auth.as_ref().is_some_and(SourceAuth::is_authenticated);
-    json!({
-        "name": s.name,
-        "format": s.format,
-        "authenticated": authenticated,
-        "auth": auth,
-        "signed": signed,
-        "ingest_path": format!("/v1/ingest/{tenant}/{}", s.name),
-        "created_at": crate::store::ms_to_rfc3339(s.created_at),
-    })
+    SourceView {
+        name: s.name.clone(),
+        format: s.format.clone(),
+        authenticated,
+        auth,
+        signed,
+        ingest_path: format!("/v1/ingest/{tenant}/{}", s.name),
+        created_at: crate::store::ms_to_rfc3339(s.created_at),
+    }
 }
 
-async fn put_source(
+/// Declares (or replaces) a source: its envelope format and how its senders authenticate.
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/sources/{source}", tag = "sources",
+    params(("tenant" = String, Path), ("source" = String, Path)), request_body = SourceSpec,
+    responses(
+        (status = 200, description = "The source as stored", body = SourceView),
+        (status = 422, description = "Unknown format, bad name, or auth that does not fit the format", body = ErrorBody),
+    ))]
+pub(super) async fn put_source(
     State(state): State<AppState>,
-    Path((tenant, name)): Path<(String, String)>,
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
     ApiJson(spec): ApiJson<SourceSpec>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SourceView>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     if !valid_name(&name) {
         return Err(ApiError::unprocessable(format!("source name: {NAME_RULE}")));
@@ -133,10 +187,13 @@ fn check_source_auth(name: &str, format: SourceFormat, spec: &SourceSpec) -> Res
     }
 }
 
-async fn show_source(
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/sources/{source}", tag = "sources",
+    params(("tenant" = String, Path), ("source" = String, Path)),
+    responses((status = 200, description = "The source", body = SourceView)))]
+pub(super) async fn show_source(
     State(state): State<AppState>,
-    Path((tenant, name)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
+) -> Result<Json<SourceView>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     let row = state
         .store
@@ -146,15 +203,23 @@ async fn show_source(
     Ok(Json(source_json(&tenant, &row)))
 }
 
-async fn list_sources(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/sources", tag = "sources", params(("tenant" = String, Path)),
+    responses((status = 200, description = "The tenant's sources", body = SourceList)))]
+pub(super) async fn list_sources(
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> Result<Json<SourceList>, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     let rows = state.store.list_sources(&tenant_id).await?;
-    Ok(Json(json!({ "sources": rows.iter().map(|s| source_json(&tenant, s)).collect::<Vec<_>>() })))
+    Ok(Json(SourceList { sources: rows.iter().map(|s| source_json(&tenant, s)).collect() }))
 }
 
-async fn delete_source(
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/sources/{source}", tag = "sources",
+    params(("tenant" = String, Path), ("source" = String, Path)),
+    responses((status = 204, description = "Deleted")))]
+pub(super) async fn delete_source(
     State(state): State<AppState>,
-    Path((tenant, name)): Path<(String, String)>,
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let tenant_id = state.tenant_id(&tenant).await?;
     if state.store.delete_source(&tenant_id, &name).await? {

@@ -36,7 +36,7 @@ struct Bucket {
 }
 
 /// One minute of one plugin's calls, as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct PluginMinute {
     /// Start of the minute, unix milliseconds (the API turns it into RFC 3339).
     #[serde(skip)]

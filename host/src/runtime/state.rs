@@ -17,8 +17,9 @@ use crate::store::{KvQuota, KvReservation, KvUsage, Store};
 pub type PluginConfig = std::collections::BTreeMap<String, String>;
 
 /// One line a plugin logged.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct LogLine {
+    #[schema(value_type = String)]
     pub level: &'static str,
     pub message: String,
 }

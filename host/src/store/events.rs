@@ -29,7 +29,7 @@ pub enum InsertOutcome {
     Duplicate(EventId),
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct EventRow {
     pub id: EventId,
     #[serde(skip)]
@@ -45,8 +45,10 @@ pub struct EventRow {
     #[serde(skip)]
     pub data: String,
     pub status: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "ms_as_rfc3339")]
     pub received_at: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(serialize_with = "opt_ms_as_rfc3339")]
     pub processed_at: Option<i64>,
     pub route_version: Option<i64>,
@@ -100,7 +102,7 @@ impl EventRow {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteOutcome {
     /// The chain produced outputs; one delivery per output and destination was queued.
@@ -114,7 +116,7 @@ pub enum RouteOutcome {
 text_enum!(RouteOutcome { Emitted = "emitted", Dropped = "dropped", Failed = "failed" });
 
 /// What one route did with one event.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RouteResult {
     pub route: String,
     pub outcome: RouteOutcome,
@@ -123,7 +125,7 @@ pub struct RouteResult {
 }
 
 /// An event with everything that happened to it, for the API.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EventDetail {
     #[serde(flatten)]
     pub event: EventRow,

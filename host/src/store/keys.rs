@@ -11,16 +11,19 @@ use crate::store::Tenant;
 /// What every tenant key starts with, so a leaked one is recognisable (secret scanners).
 pub const KEY_PREFIX: &str = "syk_";
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: KeyId,
     pub name: String,
     /// The key's first characters, to tell keys apart without revealing them.
     pub prefix: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "ms_as_rfc3339")]
     pub created_at: i64,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(serialize_with = "opt_ms_as_rfc3339")]
     pub last_used_at: Option<i64>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     #[serde(serialize_with = "opt_ms_as_rfc3339")]
     pub revoked_at: Option<i64>,
 }

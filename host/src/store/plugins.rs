@@ -7,7 +7,7 @@ use super::{Result, Store, StoreError, is_unique_violation, ms_as_rfc3339, now_m
 use crate::event::{PluginId, TenantId};
 
 /// A plugin version without its bytes, for listings.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PluginVersionMeta {
     pub id: PluginId,
     pub name: String,
@@ -21,6 +21,7 @@ pub struct PluginVersionMeta {
     /// never an empty list, so a damaged row cannot pass a grant check.
     #[sqlx(try_from = "JsonText")]
     pub imports: Vec<String>,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "ms_as_rfc3339")]
     pub created_at: i64,
 }

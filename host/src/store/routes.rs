@@ -8,7 +8,7 @@ use super::{Result, Store, StoreError, is_unique_violation, ms_as_rfc3339, now_m
 use crate::event::TenantId;
 
 /// Where a route version came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteOrigin {
     /// Applied through the API (or the CLI).
@@ -32,12 +32,13 @@ pub struct RouteSetRow {
 }
 
 /// One version in a listing.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RouteVersionSummary {
     pub version: i64,
     pub origin: RouteOrigin,
     /// Number of routes in the document.
     pub routes: i64,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "ms_as_rfc3339")]
     pub created_at: i64,
 }

@@ -8,10 +8,11 @@ use super::{Result, Store, StoreError, is_unique_violation, ms_as_rfc3339, now_m
 use crate::event::TenantId;
 use crate::sources::auth::SourceAuth;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,
+    #[schema(value_type = String, format = DateTime)]
     #[serde(serialize_with = "ms_as_rfc3339")]
     pub created_at: i64,
 }

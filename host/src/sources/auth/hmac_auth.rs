@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 
 use super::{AuthError, Checks, MIN_SECRET_LEN, header_name, header_str};
 
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HmacAuth {
     /// The shared secret, used as the key byte for byte (Stripe's `whsec_...` included).
@@ -49,7 +49,7 @@ pub struct HmacAuth {
     pub timestamp_part: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Algorithm {
     Sha1,
@@ -58,7 +58,7 @@ pub enum Algorithm {
     Sha512,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Encoding {
     #[default]

@@ -32,7 +32,7 @@ pub const MIN_SECRET_LEN: usize = 16;
 /// How senders to one source authenticate.
 ///
 /// Serialises *with* its secrets, for the database only: the API shows [`SourceAuth::public_view`].
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SourceAuth {
     /// Anyone may post. An explicit opt-out, recorded and shown when the source is read.
