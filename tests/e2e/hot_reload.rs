@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -28,9 +28,11 @@ async fn a_hundred_reloads_under_load_handle_every_event_once_on_one_version() {
 
     // Load: four concurrent senders, each recording the payload ids acknowledged with 202.
     let stop = Arc::new(AtomicBool::new(false));
+    // Acknowledgements so far, and senders that have sent their share.
+    let (sent, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut senders = Vec::new();
     for lane in 0..4usize {
-        let (r, stop) = (r.clone(), stop.clone());
+        let (r, stop, sent, finished) = (r.clone(), stop.clone(), sent.clone(), finished.clone());
         senders.push(tokio::spawn(async move {
             let mut acked = Vec::new();
             let mut i = lane;
@@ -39,13 +41,23 @@ async fn a_hundred_reloads_under_load_handle_every_event_once_on_one_version() {
                 let (status, resp) = r.ingest("acme", "crm", body.to_string().as_bytes(), &[]).await;
                 assert_eq!(status, StatusCode::ACCEPTED, "{resp}");
                 acked.push(i);
+                sent.fetch_add(1, Ordering::Relaxed);
                 i += 4;
             }
+            finished.fetch_add(1, Ordering::Relaxed);
             acked
         }));
     }
     for n in 2..=RELOADS + 1 {
+        let before = sent.load(Ordering::Relaxed);
         assert_eq!(r.routes("acme", doc(n)).await, n);
+        // An event acknowledged under each version before the next apply (while the senders
+        // have some left), so events spread over the versions however busy the machine is.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while sent.load(Ordering::Relaxed) == before && finished.load(Ordering::Relaxed) < 4 {
+            assert!(tokio::time::Instant::now() < deadline, "no event was acknowledged after version {n}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
         tokio::time::sleep(Duration::from_millis(15)).await;
     }
     stop.store(true, Ordering::Relaxed);
