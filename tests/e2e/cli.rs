@@ -136,6 +136,12 @@ async fn tenants_are_created_and_listed_as_a_table_and_as_json() {
     // --json is the server's answer, untouched.
     let listed = cli.run(&["--json", "tenant", "list"]).await.ok().json();
     assert_eq!(listed, r.get("/v1/tenants").await);
+    // The table is read from the API's own types: every column holds its field, times shortened.
+    let acme = listed["tenants"].as_array().unwrap().iter().find(|t| t["name"] == "acme").unwrap();
+    let created = chrono::DateTime::parse_from_rfc3339(acme["created_at"].as_str().unwrap()).unwrap();
+    let cells: Vec<_> = rows_with(&table, "acme")[0].split_whitespace().collect();
+    let expected = created.format("%Y-%m-%d %H:%M:%SZ").to_string();
+    assert_eq!(cells, [&["acme", acme["id"].as_str().unwrap()][..], &expected.split(' ').collect::<Vec<_>>()].concat());
     let shown = cli.run(&["tenant", "show", "acme", "--json"]).await.ok().json();
     assert_eq!(shown["name"], "acme");
     assert!(shown["id"].as_str().unwrap().starts_with("ten_"));
@@ -448,6 +454,12 @@ async fn tenant_keys_are_shown_once_reach_their_tenant_only_and_can_be_revoked()
 
     let revoked = cli.run(&["tenant", "keys", "revoke", "acme", &id]).await.ok();
     assert!(revoked.stdout.contains("Revoked"), "{revoked:#?}");
+    // ID, NAME, PREFIX, then CREATED, LAST USED and REVOKED as `date time` each.
+    let listed = cli.run(&["tenant", "keys", "list", "acme"]).await.ok().stdout;
+    let cells: Vec<_> = rows_with(&listed, &id)[0].split_whitespace().collect();
+    assert_eq!(cells.len(), 9, "{listed}");
+    assert!(key.starts_with(cells[2]) && cells[1] == "ci", "{listed}");
+    assert!(cells[4].ends_with('Z') && cells[6].ends_with('Z') && cells[8].ends_with('Z'), "{listed}");
     let after = cli.run_as(&key, &["events", "list", "acme"]).await;
     assert_eq!(after.code, 1, "{after:#?}");
     assert!(after.stderr.contains("HTTP 401"), "{after:#?}");

@@ -54,13 +54,13 @@ pub enum ReplayMode {
 
 /// What a replay of dead letters did. `resend` answers `mode` and `replayed`; `rerun` adds the
 /// rest.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct ReplayReport {
     pub mode: ReplayMode,
     /// Dead letters replayed (re-queued, or superseded by a rerun's new deliveries).
     pub replayed: u64,
     /// The live route version a rerun used (null when the tenant has none).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     pub route_version: Option<Option<i64>>,
     /// New deliveries a rerun queued.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,14 +70,19 @@ pub struct ReplayReport {
     pub skipped: Option<Vec<Skipped>>,
 }
 
-#[derive(Serialize, ToSchema)]
+/// A field that is there reads back as `Some`, `null` too (`Some(None)`); absent is `None`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Skipped {
     pub event: EventId,
     pub route: String,
     pub reason: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct DeliveryPage {
     pub deliveries: Vec<DeliveryRow>,
     /// Pass as `cursor` for the next page; null on the last one.
@@ -85,7 +90,7 @@ pub struct DeliveryPage {
 }
 
 /// A replayed delivery: pending again.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Requeued {
     pub id: DeliveryId,
     pub status: DeliveryStatus,

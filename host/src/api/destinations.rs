@@ -17,7 +17,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// A destination as the API shows it: never its secrets.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct DestinationView {
     #[serde(flatten)]
     pub row: DestinationRow,
@@ -26,7 +26,7 @@ pub struct DestinationView {
     pub retry_schedule_ms: Option<Vec<u64>>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DestinationStatus {
     Ok,
@@ -36,7 +36,7 @@ pub enum DestinationStatus {
     Disabled,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct DestinationList {
     pub destinations: Vec<DestinationView>,
 }

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::pages::{ListParams, ListQuery, encode_cursor};
 use super::{ApiError, ApiPath, ApiQuery, AppState, ErrorBody};
@@ -14,7 +14,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/tenants/{tenant}/events", get(list)).route("/v1/tenants/{tenant}/events/{id}", get(show))
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventPage {
     pub events: Vec<EventRow>,
     /// Pass as `cursor` for the next page; null on the last one.

@@ -2,7 +2,7 @@
 
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::AppState;
 
@@ -10,14 +10,14 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/fixtures", get(list))
 }
 
-#[derive(Serialize, utoipa::ToSchema)]
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FixtureList {
     /// Names to give a dry run as `fixture`.
-    pub fixtures: Vec<&'static str>,
+    pub fixtures: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/v1/fixtures", tag = "plugins",
     responses((status = 200, description = "The seed events' names", body = FixtureList)))]
 pub(super) async fn list() -> Json<FixtureList> {
-    Json(FixtureList { fixtures: crate::fixtures::names().collect() })
+    Json(FixtureList { fixtures: crate::fixtures::names().map(str::to_owned).collect() })
 }

@@ -27,7 +27,7 @@ pub struct NewKey {
 }
 
 /// A new key: the only time the key itself is shown.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct CreatedKey {
     #[serde(flatten)]
     pub meta: ApiKey,
@@ -35,7 +35,7 @@ pub struct CreatedKey {
     pub key: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct KeyList {
     pub keys: Vec<ApiKey>,
 }

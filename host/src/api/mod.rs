@@ -35,6 +35,24 @@ use tower_http::trace::TraceLayer;
 pub use auth::Principal;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 
+/// The API's answers as types, in one place: the handlers serialise them and the CLI reads
+/// them back (every one is `Serialize + Deserialize`), so a field renamed or dropped here
+/// breaks the CLI's build rather than its tables.
+pub mod types {
+    pub use super::deliveries::{DeliveryPage, ReplayReport, Requeued, Skipped};
+    pub use super::destinations::{DestinationList, DestinationStatus, DestinationView};
+    pub use super::events::EventPage;
+    pub use super::fixtures::FixtureList;
+    pub use super::keys::{CreatedKey, KeyList};
+    pub use super::plugins::{PluginList, PluginVersions, Uploaded};
+    pub use super::routes::{RouteDiff, RouteVersionList};
+    pub use super::tenants::{SourceList, SourceView, TenantList};
+    pub use crate::store::{
+        ApiKey, AttemptRow, DeliveryDetail, DeliveryRow, DeliveryStatus, DestinationRow, EventDetail, EventRow,
+        PluginVersionMeta, RouteOrigin, RouteOutcome, RouteResult, RouteVersionSummary, Tenant,
+    };
+}
+
 use crate::config::Config;
 use crate::event::TenantId;
 use crate::pipeline::TenantGate;

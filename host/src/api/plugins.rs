@@ -41,7 +41,7 @@ pub fn router(config: &Config) -> Router<AppState> {
 }
 
 /// A stored version, with how long its compile took.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct Uploaded {
     #[serde(flatten)]
     pub meta: PluginVersionMeta,
@@ -54,13 +54,13 @@ pub struct Uploaded {
 #[allow(dead_code)] // documentation only: the handler takes the bytes as they come
 struct WasmComponent(String);
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct PluginList {
     /// Every version of every plugin, by name and version.
     pub plugins: Vec<PluginVersionMeta>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct PluginVersions {
     pub name: String,
     /// Oldest first.

@@ -49,14 +49,14 @@ pub struct RouteVersion {
     pub document: RouteDocument,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct RouteVersionList {
     /// The live version; null before the first apply.
     pub live: Option<i64>,
     pub versions: Vec<RouteVersionSummary>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct RouteDiff {
     pub from: i64,
     pub to: i64,

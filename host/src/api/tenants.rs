@@ -30,7 +30,7 @@ pub struct NewTenant {
     pub name: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct TenantList {
     pub tenants: Vec<Tenant>,
 }
@@ -90,7 +90,7 @@ pub struct SourceSpec {
 
 /// A source as the API shows it: never a secret or token, but how senders authenticate and
 /// where they post.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct SourceView {
     pub name: String,
     pub format: String,
@@ -108,7 +108,7 @@ pub struct SourceView {
     pub created_at: String,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct SourceList {
     pub sources: Vec<SourceView>,
 }

@@ -3,9 +3,12 @@
 use clap::Subcommand;
 use serde_json::Value;
 
-use super::client::{Body, Client, Result};
-use super::output::{Output, cell, outln, pretty, print_fields, print_rows, print_table};
+use super::client::{Body, Client, Result, decode};
+use super::output::{Output, opt_time, outln, pretty, print_list, print_pairs, show, time};
 use super::pages::{self, ListArgs};
+use switchyard::api::types::{
+    DeliveryDetail, DeliveryPage, DeliveryRow, DestinationList, DestinationView, ReplayReport, Requeued,
+};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -61,80 +64,72 @@ pub async fn run(client: &Client, out: Output, cmd: DeliveriesCommand) -> Result
         DeliveriesCommand::List { tenant, status, filters } => {
             let v = pages::list(client, &tenant, "deliveries", status, filters).await?;
             if !out.json(&v) {
-                let rows: Vec<Vec<String>> = v["deliveries"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                let page: DeliveryPage = decode(v)?;
+                let rows = page
+                    .deliveries
+                    .iter()
                     .map(|d| {
                         vec![
-                            cell(&d["id"]),
-                            cell(&d["event_id"]),
-                            cell(&d["route"]),
-                            cell(&d["status"]),
-                            cell(&d["attempts"]),
+                            show(&d.id),
+                            show(&d.event_id),
+                            show(&d.route),
+                            show(&d.status),
+                            show(&d.attempts),
                             last_result(d),
-                            cell(&d["next_attempt_at"]),
-                            cell(&d["url"]),
+                            opt_time(d.next_attempt_at),
+                            show(&d.url),
                         ]
                     })
                     .collect();
-                if rows.is_empty() {
-                    outln!("No deliveries.");
-                } else {
-                    let headers = ["ID", "EVENT", "ROUTE", "STATUS", "ATTEMPTS", "LAST RESULT", "NEXT ATTEMPT", "URL"];
-                    print_rows(&headers, rows);
-                }
+                let headers = ["ID", "EVENT", "ROUTE", "STATUS", "ATTEMPTS", "LAST RESULT", "NEXT ATTEMPT", "URL"];
+                print_list(&headers, rows, "No deliveries.");
             }
         }
         DeliveriesCommand::Show { tenant, id } => {
             let v = client.get(&["v1", "tenants", &tenant, "deliveries", &id]).await?;
             if !out.json(&v) {
-                print_fields(
-                    &v,
-                    &[
-                        ("id", "id"),
-                        ("event", "event_id"),
-                        ("route", "route"),
-                        ("url", "url"),
-                        ("type", "type"),
-                        ("status", "status"),
-                        ("attempts", "attempts"),
-                        ("next attempt", "next_attempt_at"),
-                        ("last status", "last_status"),
-                        ("last error", "last_error"),
-                        ("created", "created_at"),
-                        ("updated", "updated_at"),
-                    ],
-                );
+                let detail: DeliveryDetail = decode(v)?;
+                let d = &detail.delivery;
+                print_pairs(&[
+                    ("id", show(&d.id)),
+                    ("event", show(&d.event_id)),
+                    ("route", show(&d.route)),
+                    ("url", show(&d.url)),
+                    ("type", show(&d.event_type)),
+                    ("status", show(&d.status)),
+                    ("attempts", show(&d.attempts)),
+                    ("next attempt", opt_time(d.next_attempt_at)),
+                    ("last status", show(&d.last_status)),
+                    ("last error", show(&d.last_error)),
+                    ("created", time(d.created_at)),
+                    ("updated", time(d.updated_at)),
+                ]);
                 outln!("\nattempts:");
-                let attempts = v["attempts_log"].as_array().map(Vec::as_slice).unwrap_or_default();
-                if attempts.is_empty() {
-                    outln!("  (none yet)");
-                } else {
-                    let rows = attempts
-                        .iter()
-                        .map(|a| {
-                            vec![
-                                cell(&a["attempt"]),
-                                cell(&a["started_at"]),
-                                format!("{} ms", cell(&a["duration_ms"])),
-                                cell(&a["status_code"]),
-                                cell(&a["error"]),
-                            ]
-                        })
-                        .collect();
-                    print_rows(&["#", "STARTED", "TOOK", "STATUS", "ERROR"], rows);
-                }
+                let attempts = detail
+                    .attempts_log
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            show(&a.attempt),
+                            time(a.started_at),
+                            format!("{} ms", a.duration_ms),
+                            show(&a.status_code),
+                            show(&a.error),
+                        ]
+                    })
+                    .collect();
+                print_list(&["#", "STARTED", "TOOK", "STATUS", "ERROR"], attempts, "  (none yet)");
                 // The body is the exact JSON text sent; pretty-print it when it parses.
-                let body = v["body"].as_str().unwrap_or_default();
-                let shown = serde_json::from_str::<Value>(body).map(|b| pretty(&b)).unwrap_or_else(|_| body.to_owned());
+                let body = &detail.body;
+                let shown = serde_json::from_str::<Value>(body).map(|b| pretty(&b)).unwrap_or_else(|_| body.clone());
                 outln!("\nbody:\n{shown}");
             }
         }
         DeliveriesCommand::Replay { tenant, id: Some(id), .. } => {
             let v = client.post(&["v1", "tenants", &tenant, "deliveries", &id, "replay"], Body::Empty).await?;
             if !out.json(&v) {
-                outln!("Re-queued delivery {id}: it is sent again with the same webhook-id.");
+                let requeued: Requeued = decode(v)?;
+                outln!("Re-queued delivery {}: it is sent again with the same webhook-id.", requeued.id);
             }
         }
         DeliveriesCommand::Replay { tenant, id: None, route, destination, since, until, rerun } => {
@@ -149,20 +144,16 @@ pub async fn run(client: &Client, out: Output, cmd: DeliveriesCommand) -> Result
                 .post(&["v1", "tenants", &tenant, "deliveries", "replay"], Body::Json(Value::Object(filter)))
                 .await?;
             if !out.json(&v) {
-                outln!("Replayed {} dead letter(s) ({}).", cell(&v["replayed"]), cell(&v["mode"]));
+                let report: ReplayReport = decode(v)?;
+                outln!("Replayed {} dead letter(s) ({}).", report.replayed, show(&report.mode));
                 if rerun {
                     outln!(
                         "Queued {} new deliveries from route version {}.",
-                        cell(&v["queued"]),
-                        cell(&v["route_version"])
+                        show(&report.queued),
+                        show(&report.route_version.flatten())
                     );
-                    for s in v["skipped"].as_array().into_iter().flatten() {
-                        outln!(
-                            "  skipped {} on route {}: {}",
-                            cell(&s["event"]),
-                            cell(&s["route"]),
-                            cell(&s["reason"])
-                        );
+                    for s in report.skipped.iter().flatten() {
+                        outln!("  skipped {} on route {}: {}", s.event, s.route, s.reason);
                     }
                 }
             }
@@ -172,9 +163,9 @@ pub async fn run(client: &Client, out: Output, cmd: DeliveriesCommand) -> Result
 }
 
 /// `HTTP 503`, or the start of the connection error when there was no response.
-fn last_result(d: &Value) -> String {
-    match (&d["last_status"], d["last_error"].as_str()) {
-        (Value::Number(code), _) => format!("HTTP {code}"),
+fn last_result(d: &DeliveryRow) -> String {
+    match (d.last_status, d.last_error.as_deref()) {
+        (Some(code), _) => format!("HTTP {code}"),
         (_, Some(error)) if error.chars().count() > 40 => format!("{}...", error.chars().take(40).collect::<String>()),
         (_, Some(error)) => error.to_owned(),
         _ => "-".to_owned(),
@@ -198,15 +189,24 @@ pub async fn destinations(client: &Client, out: Output, cmd: DestinationsCommand
         DestinationsCommand::List { tenant } => {
             let v = client.get(&["v1", "tenants", &tenant, "destinations"]).await?;
             if !out.json(&v) {
-                let columns = [
-                    ("URL", "url"),
-                    ("STATUS", "status"),
-                    ("FAILING SINCE", "failing_since"),
-                    ("DISABLED", "disabled_at"),
-                    ("REASON", "disabled_reason"),
-                    ("OLD SECRET UNTIL", "previous_secret_until"),
-                ];
-                print_table(&v["destinations"], &columns, "No destinations yet: they come with applied routes.");
+                let list: DestinationList = decode(v)?;
+                let rows = list
+                    .destinations
+                    .iter()
+                    .map(|d| {
+                        let row = &d.row;
+                        vec![
+                            show(&row.url),
+                            show(&d.status),
+                            opt_time(row.failing_since),
+                            opt_time(row.disabled_at),
+                            show(&row.disabled_reason),
+                            opt_time(row.previous_secret_until),
+                        ]
+                    })
+                    .collect();
+                let headers = ["URL", "STATUS", "FAILING SINCE", "DISABLED", "REASON", "OLD SECRET UNTIL"];
+                print_list(&headers, rows, "No destinations yet: they come with applied routes.");
             }
         }
         DestinationsCommand::Enable { tenant, destination: url } => {
@@ -217,6 +217,8 @@ pub async fn destinations(client: &Client, out: Output, cmd: DestinationsCommand
                 )
                 .await?;
             if !out.json(&v) {
+                let enabled: DestinationView = decode(v)?;
+                let url = &enabled.row.url;
                 outln!(
                     "Enabled {url}. Its dead letters stay dead: `switchyard deliveries replay {tenant} --destination {url}`."
                 );

@@ -2,9 +2,10 @@
 
 use clap::Subcommand;
 
-use super::client::{Client, Result};
-use super::output::{Output, outln, pretty, print_fields, print_table};
+use super::client::{Client, Result, decode};
+use super::output::{Output, opt_time, outln, pretty, print_list, print_pairs, show, time};
 use super::pages::{self, ListArgs};
+use switchyard::api::types::{EventDetail, EventPage};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -32,51 +33,56 @@ pub async fn run(client: &Client, out: Output, cmd: EventsCommand) -> Result<()>
         EventsCommand::List { tenant, status, filters } => {
             let v = pages::list(client, &tenant, "events", status, filters).await?;
             if !out.json(&v) {
-                print_table(
-                    &v["events"],
-                    &[
-                        ("ID", "id"),
-                        ("SOURCE", "source"),
-                        ("TYPE", "type"),
-                        ("STATUS", "status"),
-                        ("ROUTE VERSION", "route_version"),
-                        ("RECEIVED", "received_at"),
-                    ],
-                    "No events.",
-                );
+                let page: EventPage = decode(v)?;
+                let rows = page
+                    .events
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            show(&e.id),
+                            show(&e.source),
+                            show(&e.event_type),
+                            show(&e.status),
+                            show(&e.route_version),
+                            time(e.received_at),
+                        ]
+                    })
+                    .collect();
+                print_list(&["ID", "SOURCE", "TYPE", "STATUS", "ROUTE VERSION", "RECEIVED"], rows, "No events.");
             }
         }
         EventsCommand::Show { tenant, id } => {
             let v = client.get(&["v1", "tenants", &tenant, "events", &id]).await?;
             if !out.json(&v) {
-                print_fields(
-                    &v,
-                    &[
-                        ("id", "id"),
-                        ("source", "source"),
-                        ("type", "type"),
-                        ("upstream id", "upstream_id"),
-                        ("subject", "subject"),
-                        ("time", "time"),
-                        ("status", "status"),
-                        ("received", "received_at"),
-                        ("processed", "processed_at"),
-                        ("routes version", "route_version"),
-                    ],
-                );
+                let d: EventDetail = decode(v)?;
+                let e = &d.event;
+                print_pairs(&[
+                    ("id", show(&e.id)),
+                    ("source", show(&e.source)),
+                    ("type", show(&e.event_type)),
+                    ("upstream id", show(&e.upstream_id)),
+                    ("subject", show(&e.subject)),
+                    ("time", show(&e.time)),
+                    ("status", show(&e.status)),
+                    ("received", time(e.received_at)),
+                    ("processed", opt_time(e.processed_at)),
+                    ("routes version", show(&e.route_version)),
+                ]);
                 outln!("\nroutes:");
-                print_table(
-                    &v["routes"],
-                    &[("ROUTE", "route"), ("OUTCOME", "outcome"), ("OUTPUTS", "outputs"), ("DETAIL", "detail")],
-                    "  (no route matched)",
-                );
+                let routes = d
+                    .routes
+                    .iter()
+                    .map(|r| vec![show(&r.route), show(&r.outcome), show(&r.outputs), show(&r.detail)])
+                    .collect();
+                print_list(&["ROUTE", "OUTCOME", "OUTPUTS", "DETAIL"], routes, "  (no route matched)");
                 outln!("\ndeliveries:");
-                print_table(
-                    &v["deliveries"],
-                    &[("ID", "id"), ("ROUTE", "route"), ("STATUS", "status"), ("ATTEMPTS", "attempts"), ("URL", "url")],
-                    "  (none)",
-                );
-                outln!("\ndata:\n{}", pretty(&v["data"]));
+                let deliveries = d
+                    .deliveries
+                    .iter()
+                    .map(|d| vec![show(&d.id), show(&d.route), show(&d.status), show(&d.attempts), show(&d.url)])
+                    .collect();
+                print_list(&["ID", "ROUTE", "STATUS", "ATTEMPTS", "URL"], deliveries, "  (none)");
+                outln!("\ndata:\n{}", pretty(&d.data));
             }
         }
     }

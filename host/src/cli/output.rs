@@ -45,17 +45,14 @@ impl Output {
     }
 }
 
-/// A table of `rows` (objects) with one column per `(header, field)`; fields are JSON keys
-/// rendered with [`cell`]. Prints `empty` instead when there are no rows.
-pub fn print_table(rows: &Value, columns: &[(&str, &str)], empty: &str) {
-    let rows = rows.as_array().map(Vec::as_slice).unwrap_or_default();
+/// A table of typed rows, each already rendered to cells; prints `empty` instead when there
+/// are none.
+pub fn print_list(headers: &[&str], rows: Vec<Vec<String>>, empty: &str) {
     if rows.is_empty() {
         outln!("{empty}");
-        return;
+    } else {
+        print_rows(headers, rows);
     }
-    let lines: Vec<Vec<String>> =
-        rows.iter().map(|row| columns.iter().map(|(_, field)| cell(&row[*field])).collect()).collect();
-    print_rows(&columns.iter().map(|(h, _)| *h).collect::<Vec<_>>(), lines);
 }
 
 /// A table from already rendered cells.
@@ -77,12 +74,28 @@ fn render_rows(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     table.to_string().lines().map(str::trim_end).collect::<Vec<_>>().join("\n")
 }
 
-/// `key: value` lines for one object's fields, aligned.
-pub fn print_fields(value: &Value, fields: &[(&str, &str)]) {
+/// `label: value` lines, aligned, from a typed answer's rendered fields.
+pub fn print_pairs(fields: &[(&str, String)]) {
     let width = fields.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
-    for (label, field) in fields {
-        outln!("{label:<width$}  {}", cell(&value[*field]));
+    for (label, value) in fields {
+        outln!("{label:<width$}  {value}");
     }
+}
+
+/// A typed field as a cell: rendered through its JSON form, so enums show their wire names,
+/// `None` shows `-` and RFC 3339 strings are shortened, exactly as [`cell`] does.
+pub fn show<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    cell(&serde_json::to_value(value).unwrap_or_default())
+}
+
+/// A stored unix-ms time as a cell (`2025-06-01 12:34:56Z`).
+pub fn time(ms: i64) -> String {
+    cell(&Value::String(switchyard::store::ms_to_rfc3339(ms)))
+}
+
+/// [`time`] for optional times: `-` when there is none.
+pub fn opt_time(ms: Option<i64>) -> String {
+    ms.map_or_else(|| "-".to_owned(), time)
 }
 
 /// One value as a table cell: strings bare, times shortened, null as `-`, the rest as JSON.
@@ -111,7 +124,11 @@ fn short_time(s: &str) -> Option<String> {
 
 /// Bytes as `12.3 KiB`.
 pub fn size(bytes: &Value) -> String {
-    let Some(n) = bytes.as_f64() else { return cell(bytes) };
+    bytes.as_f64().map_or_else(|| cell(bytes), byte_size)
+}
+
+/// [`size`] for a typed count.
+pub fn byte_size(n: f64) -> String {
     match n {
         n if n >= 1024.0 * 1024.0 => format!("{:.1} MiB", n / (1024.0 * 1024.0)),
         n if n >= 1024.0 => format!("{:.1} KiB", n / 1024.0),
@@ -120,8 +137,8 @@ pub fn size(bytes: &Value) -> String {
 }
 
 /// The first 12 hex digits of a digest: enough to tell versions apart at a glance.
-pub fn short_hash(value: &Value) -> String {
-    value.as_str().map(|s| s.chars().take(12).collect()).unwrap_or_else(|| cell(value))
+pub fn short_hash(digest: &str) -> String {
+    digest.chars().take(12).collect()
 }
 
 pub fn pretty(value: &Value) -> String {
@@ -142,7 +159,7 @@ mod tests {
         assert_eq!(cell(&json!(3)), "3");
         assert_eq!(cell(&json!(["log", "kv"])), "log, kv");
         assert_eq!(size(&json!(2048)), "2.0 KiB");
-        assert_eq!(short_hash(&json!("0123456789abcdef")), "0123456789ab");
+        assert_eq!(short_hash("0123456789abcdef"), "0123456789ab");
     }
 
     #[test]

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 
-use super::client::{Body, CliError, Client, Result};
-use super::output::{Output, cell, outln, pretty, print_fields, print_rows, short_hash, size};
+use super::client::{Body, CliError, Client, Result, decode};
+use super::output::{Output, byte_size, cell, outln, pretty, print_list, print_pairs, short_hash, show, size, time};
 use super::scaffold::NewArgs;
+use switchyard::api::types::{FixtureList, PluginList, PluginVersionMeta, PluginVersions, Uploaded};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -94,46 +95,40 @@ pub async fn run(client: &Client, out: Output, cmd: PluginCommand) -> Result<()>
             let body = Body::Raw { bytes, content_type: "application/wasm" };
             let v = client.post(&["v1", "tenants", &tenant, "plugins", &name], body).await?;
             if !out.json(&v) {
-                outln!("Uploaded {}@{} to tenant {tenant}", cell(&v["name"]), cell(&v["version"]));
-                let mut shown = v.clone();
-                shown["size"] = json!(size(&v["size"]));
-                if v["imports"].is_array() {
-                    shown["imports"] = json!(imports(&v["imports"]));
-                }
-                if let Some(ms) = v["compile_ms"].as_f64() {
-                    shown["compile_ms"] = json!(format!("{ms} ms"));
-                }
-                print_fields(
-                    &shown,
-                    &[
-                        ("  id", "id"),
-                        ("  sha256", "sha256"),
-                        ("  size", "size"),
-                        ("  world", "world"),
-                        ("  imports", "imports"),
-                        ("  compiled in", "compile_ms"),
-                    ],
-                );
+                let up: Uploaded = decode(v)?;
+                let meta = &up.meta;
+                outln!("Uploaded {}@{} to tenant {tenant}", meta.name, meta.version);
+                print_pairs(&[
+                    ("  id", show(&meta.id)),
+                    ("  sha256", show(&meta.sha256)),
+                    ("  size", byte_size(meta.size as f64)),
+                    ("  world", show(&meta.world)),
+                    ("  imports", imports(&meta.imports)),
+                    ("  compiled in", format!("{} ms", up.compile_ms)),
+                ]);
             }
         }
         PluginCommand::List { tenant, name: None } => {
             let v = client.get(&["v1", "tenants", &tenant, "plugins"]).await?;
             if !out.json(&v) {
-                print_versions(&v["plugins"], true, &format!("Tenant {tenant} has no plugins."));
+                let list: PluginList = decode(v)?;
+                print_versions(&list.plugins, true, &format!("Tenant {tenant} has no plugins."));
             }
         }
         PluginCommand::List { tenant, name: Some(name) } => {
             let v = client.get(&["v1", "tenants", &tenant, "plugins", &name]).await?;
             if !out.json(&v) {
-                print_versions(&v["versions"], false, &format!("Plugin {name} has no versions."));
+                let list: PluginVersions = decode(v)?;
+                print_versions(&list.versions, false, &format!("Plugin {name} has no versions."));
             }
         }
         PluginCommand::Test(args) => test(client, out, args).await?,
         PluginCommand::Fixtures => {
             let v = client.get(&["v1", "fixtures"]).await?;
             if !out.json(&v) {
-                for name in v["fixtures"].as_array().into_iter().flatten() {
-                    outln!("{}", cell(name));
+                let list: FixtureList = decode(v)?;
+                for name in list.fixtures {
+                    outln!("{name}");
                 }
             }
         }
@@ -144,8 +139,7 @@ pub async fn run(client: &Client, out: Output, cmd: PluginCommand) -> Result<()>
 
 /// The plugin's own capabilities by name (`log, kv`), the WASI plumbing every Rust component
 /// imports only counted: the capabilities are what a tenant's grants are about.
-fn imports(value: &Value) -> String {
-    let all: Vec<&str> = value.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+fn imports(all: &[String]) -> String {
     let ours: Vec<&str> = all
         .iter()
         .filter_map(|i| i.strip_prefix("switchyard:plugin/"))
@@ -160,12 +154,7 @@ fn imports(value: &Value) -> String {
     shown
 }
 
-fn print_versions(rows: &Value, with_name: bool, empty: &str) {
-    let rows = rows.as_array().map(Vec::as_slice).unwrap_or_default();
-    if rows.is_empty() {
-        outln!("{empty}");
-        return;
-    }
+fn print_versions(rows: &[PluginVersionMeta], with_name: bool, empty: &str) {
     let mut headers = vec!["VERSION", "SIZE", "SHA256", "WORLD", "CREATED"];
     if with_name {
         headers.insert(0, "NAME");
@@ -174,19 +163,19 @@ fn print_versions(rows: &Value, with_name: bool, empty: &str) {
         .iter()
         .map(|p| {
             let mut line = vec![
-                cell(&p["version"]),
-                size(&p["size"]),
-                short_hash(&p["sha256"]),
-                cell(&p["world"]),
-                cell(&p["created_at"]),
+                show(&p.version),
+                byte_size(p.size as f64),
+                short_hash(&p.sha256),
+                show(&p.world),
+                time(p.created_at),
             ];
             if with_name {
-                line.insert(0, cell(&p["name"]));
+                line.insert(0, show(&p.name));
             }
             line
         })
         .collect();
-    print_rows(&headers, lines);
+    print_list(&headers, lines, empty);
 }
 
 async fn test(client: &Client, out: Output, args: TestArgs) -> Result<()> {
@@ -263,9 +252,10 @@ mod tests {
 
     #[test]
     fn imports_show_capabilities_and_count_the_rest() {
-        let v = json!(["switchyard:plugin/log@0.1.0", "switchyard:plugin/types@0.1.0", "wasi:io/poll@0.2.6"]);
+        let v =
+            ["switchyard:plugin/log@0.1.0", "switchyard:plugin/types@0.1.0", "wasi:io/poll@0.2.6"].map(String::from);
         assert_eq!(imports(&v), "log (+1 WASI)");
-        assert_eq!(imports(&json!([])), "none");
+        assert_eq!(imports(&[]), "none");
     }
 
     #[test]

@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::client::{Body, CliError, Client, Result};
-use super::output::{Output, cell, outln, pretty, print_rows};
+use super::client::{Body, CliError, Client, Result, decode};
+use super::output::{Output, cell, outln, pretty, print_rows, show, time};
+use switchyard::api::types::{RouteDiff, RouteVersionList};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -58,20 +59,21 @@ pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> 
         RouteCommand::List { tenant } => {
             let v = client.get(&["v1", "tenants", &tenant, "routes", "versions"]).await?;
             if !out.json(&v) {
-                let versions = v["versions"].as_array().map(Vec::as_slice).unwrap_or_default();
-                if versions.is_empty() {
+                let list: RouteVersionList = decode(v)?;
+                if list.versions.is_empty() {
                     outln!("Tenant {tenant} has no routes yet; apply some with `switchyard route apply`.");
                     return Ok(());
                 }
-                let rows = versions
+                let rows = list
+                    .versions
                     .iter()
                     .map(|r| {
                         vec![
-                            cell(&r["version"]),
-                            if r["version"] == v["live"] { "*".into() } else { String::new() },
-                            cell(&r["routes"]),
-                            cell(&r["origin"]),
-                            cell(&r["created_at"]),
+                            show(&r.version),
+                            if Some(r.version) == list.live { "*".into() } else { String::new() },
+                            show(&r.routes),
+                            show(&r.origin),
+                            time(r.created_at),
                         ]
                     })
                     .collect();
@@ -93,11 +95,11 @@ pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> 
             query.extend(to.map(|to| ("to", to.to_string())));
             let v = client.get_query(&["v1", "tenants", &tenant, "routes", "diff"], &query).await?;
             if !out.json(&v) {
-                match v["diff"].as_str() {
-                    Some(diff) if v["identical"] != true && !diff.is_empty() => {
-                        outln!("{}", diff.trim_end_matches('\n'));
-                    }
-                    _ => outln!("Versions {} and {} have the same document.", cell(&v["from"]), cell(&v["to"])),
+                let d: RouteDiff = decode(v)?;
+                if d.identical || d.diff.is_empty() {
+                    outln!("Versions {} and {} have the same document.", d.from, d.to);
+                } else {
+                    outln!("{}", d.diff.trim_end_matches('\n'));
                 }
             }
         }

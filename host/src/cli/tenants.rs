@@ -3,8 +3,9 @@
 use clap::Subcommand;
 use serde_json::{Value, json};
 
-use super::client::{Body, Client, Result};
-use super::output::{Output, cell, outln, print_fields, print_rows, print_table};
+use super::client::{Body, Client, Result, decode};
+use super::output::{Output, cell, opt_time, outln, print_list, print_pairs, show, time};
+use switchyard::api::types::{CreatedKey, KeyList, SourceList, SourceView, Tenant, TenantList};
 
 pub const TENANT_EXAMPLES: &str = "\
 Examples:
@@ -168,15 +169,18 @@ pub async fn tenant(client: &Client, out: Output, cmd: TenantCommand) -> Result<
         TenantCommand::Create { name } => {
             let t = client.post(&["v1", "tenants"], Body::Json(json!({ "name": name }))).await?;
             if !out.json(&t) {
-                outln!("Created tenant {} ({})", cell(&t["name"]), cell(&t["id"]));
+                let t: Tenant = decode(t)?;
+                outln!("Created tenant {} ({})", t.name, t.id);
             }
         }
         TenantCommand::List => {
             let v = client.get(&["v1", "tenants"]).await?;
             if !out.json(&v) {
-                print_table(
-                    &v["tenants"],
-                    &[("NAME", "name"), ("ID", "id"), ("CREATED", "created_at")],
+                let list: TenantList = decode(v)?;
+                let rows = list.tenants.iter().map(|t| vec![show(&t.name), show(&t.id), time(t.created_at)]).collect();
+                print_list(
+                    &["NAME", "ID", "CREATED"],
+                    rows,
                     "No tenants yet; create one with `switchyard tenant create NAME`.",
                 );
             }
@@ -184,7 +188,8 @@ pub async fn tenant(client: &Client, out: Output, cmd: TenantCommand) -> Result<
         TenantCommand::Show { tenant } => {
             let t = client.get(&["v1", "tenants", &tenant]).await?;
             if !out.json(&t) {
-                print_fields(&t, &[("name", "name"), ("id", "id"), ("created", "created_at")]);
+                let t: Tenant = decode(t)?;
+                print_pairs(&[("name", show(&t.name)), ("id", show(&t.id)), ("created", time(t.created_at))]);
             }
         }
         TenantCommand::Keys(cmd) => keys(client, out, cmd).await?,
@@ -201,10 +206,10 @@ async fn keys(client: &Client, out: Output, cmd: KeysCommand) -> Result<()> {
             };
             let k = client.post(&["v1", "tenants", &tenant, "keys"], Body::Json(body)).await?;
             if !out.json(&k) {
-                let label = k["name"].as_str().map(|n| format!(" \"{n}\"")).unwrap_or_default();
-                outln!("Created API key {}{label} for tenant {tenant}:", cell(&k["id"]));
+                let k: CreatedKey = decode(k)?;
+                outln!("Created API key {} \"{}\" for tenant {tenant}:", k.meta.id, k.meta.name);
                 outln!();
-                outln!("    {}", cell(&k["key"]));
+                outln!("    {}", k.key);
                 outln!();
                 outln!("This is the only time the key is shown: the router keeps only a hash. Store it now.");
                 outln!("Use it as the token: SWITCHYARD_TOKEN=<key> (it reaches tenant {tenant} only).");
@@ -213,18 +218,23 @@ async fn keys(client: &Client, out: Output, cmd: KeysCommand) -> Result<()> {
         KeysCommand::List { tenant } => {
             let v = client.get(&["v1", "tenants", &tenant, "keys"]).await?;
             if !out.json(&v) {
-                print_table(
-                    &v["keys"],
-                    &[
-                        ("ID", "id"),
-                        ("NAME", "name"),
-                        ("PREFIX", "prefix"),
-                        ("CREATED", "created_at"),
-                        ("LAST USED", "last_used_at"),
-                        ("REVOKED", "revoked_at"),
-                    ],
-                    &format!("Tenant {tenant} has no API keys."),
-                );
+                let list: KeyList = decode(v)?;
+                let rows = list
+                    .keys
+                    .iter()
+                    .map(|k| {
+                        vec![
+                            show(&k.id),
+                            show(&k.name),
+                            show(&k.prefix),
+                            time(k.created_at),
+                            opt_time(k.last_used_at),
+                            opt_time(k.revoked_at),
+                        ]
+                    })
+                    .collect();
+                let headers = ["ID", "NAME", "PREFIX", "CREATED", "LAST USED", "REVOKED"];
+                print_list(&headers, rows, &format!("Tenant {tenant} has no API keys."));
             }
         }
         KeysCommand::Revoke { tenant, key_id } => {
@@ -246,31 +256,34 @@ pub async fn source(client: &Client, out: Output, cmd: SourceCommand) -> Result<
             }
             let s = client.put(&["v1", "tenants", &tenant, "sources", &name], Body::Json(spec)).await?;
             if !out.json(&s) {
+                let s: SourceView = decode(s)?;
                 outln!(
                     "Source {name} of tenant {tenant} ({}, auth: {}): POST {}",
-                    cell(&s["format"]),
-                    cell(&s["auth"]["type"]),
-                    cell(&s["ingest_path"])
+                    s.format,
+                    cell(&s.auth["type"]),
+                    s.ingest_path
                 );
             }
         }
         SourceCommand::List { tenant } => {
             let v = client.get(&["v1", "tenants", &tenant, "sources"]).await?;
             if !out.json(&v) {
-                let sources = v["sources"].as_array().map(Vec::as_slice).unwrap_or_default();
-                if sources.is_empty() {
-                    outln!("Tenant {tenant} has no sources.");
-                } else {
-                    let rows = sources
-                        .iter()
-                        .map(|s| {
-                            let fields =
-                                [&s["name"], &s["format"], &s["auth"]["type"], &s["ingest_path"], &s["created_at"]];
-                            fields.into_iter().map(cell).collect()
-                        })
-                        .collect();
-                    print_rows(&["NAME", "FORMAT", "AUTH", "INGEST PATH", "CREATED"], rows);
-                }
+                let list: SourceList = decode(v)?;
+                let rows = list
+                    .sources
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            show(&s.name),
+                            show(&s.format),
+                            cell(&s.auth["type"]),
+                            show(&s.ingest_path),
+                            show(&s.created_at),
+                        ]
+                    })
+                    .collect();
+                let headers = ["NAME", "FORMAT", "AUTH", "INGEST PATH", "CREATED"];
+                print_list(&headers, rows, &format!("Tenant {tenant} has no sources."));
             }
         }
     }

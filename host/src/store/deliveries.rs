@@ -3,7 +3,7 @@
 //! A worker claims due rows by setting a lease; a crash mid-attempt simply lets the lease
 //! expire and the row is claimed again, so delivery is at-least-once with a stable id.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::QueryBuilder;
 
 use super::dialect::Dialect;
@@ -29,7 +29,7 @@ pub struct NewDelivery {
     pub traceparent: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DeliveryStatus {
     Pending,
@@ -41,7 +41,7 @@ pub enum DeliveryStatus {
 text_enum!(DeliveryStatus { Pending = "pending", Delivered = "delivered", Dead = "dead" });
 
 /// A delivery as the API lists it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct DeliveryRow {
     pub id: DeliveryId,
     pub event_id: EventId,
@@ -52,27 +52,27 @@ pub struct DeliveryRow {
     pub status: DeliveryStatus,
     pub attempts: i64,
     #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    #[serde(with = "opt_ms_as_rfc3339")]
     pub next_attempt_at: Option<i64>,
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
     /// Replayed by re-running the plugin chain: the new deliveries replace this one.
     #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(serialize_with = "opt_ms_as_rfc3339", skip_serializing_if = "Option::is_none")]
+    #[serde(with = "opt_ms_as_rfc3339", default, skip_serializing_if = "Option::is_none")]
     pub superseded_at: Option<i64>,
     #[schema(value_type = String, format = DateTime)]
-    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[serde(with = "ms_as_rfc3339")]
     pub created_at: i64,
     #[schema(value_type = String, format = DateTime)]
-    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[serde(with = "ms_as_rfc3339")]
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AttemptRow {
     pub attempt: i64,
     #[schema(value_type = String, format = DateTime)]
-    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[serde(with = "ms_as_rfc3339")]
     pub started_at: i64,
     pub duration_ms: i64,
     pub status_code: Option<i64>,
@@ -80,7 +80,7 @@ pub struct AttemptRow {
     pub response_snippet: Option<String>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeliveryDetail {
     #[serde(flatten)]
     pub delivery: DeliveryRow,

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Result, Store, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
 use crate::event::TenantId;
@@ -19,7 +19,7 @@ pub struct DestinationSettings {
     pub max_in_flight: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct DestinationRow {
     pub url: String,
     #[serde(skip)]
@@ -28,21 +28,21 @@ pub struct DestinationRow {
     pub previous_secret: Option<String>,
     /// Until when the previous secret also signs (a rotation in progress).
     #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    #[serde(with = "opt_ms_as_rfc3339")]
     pub previous_secret_until: Option<i64>,
     #[serde(skip)]
     pub retry_schedule: Option<String>,
     pub timeout_ms: Option<i64>,
     pub max_in_flight: Option<i64>,
     #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    #[serde(with = "opt_ms_as_rfc3339")]
     pub failing_since: Option<i64>,
     #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    #[serde(with = "opt_ms_as_rfc3339")]
     pub disabled_at: Option<i64>,
     pub disabled_reason: Option<String>,
     #[schema(value_type = String, format = DateTime)]
-    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[serde(with = "ms_as_rfc3339")]
     pub updated_at: i64,
 }
 

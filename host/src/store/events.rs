@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::QueryBuilder;
 
 use super::deliveries::{DeliveryRow, NewDelivery, insert_deliveries};
@@ -29,10 +29,11 @@ pub enum InsertOutcome {
     Duplicate(EventId),
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct EventRow {
     pub id: EventId,
-    #[serde(skip)]
+    /// Not in the API's answers; a row read back from one has none.
+    #[serde(skip, default = "no_tenant")]
     pub tenant_id: TenantId,
     #[serde(skip)]
     pub tenant: String,
@@ -46,10 +47,10 @@ pub struct EventRow {
     pub data: String,
     pub status: String,
     #[schema(value_type = String, format = DateTime)]
-    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[serde(with = "ms_as_rfc3339")]
     pub received_at: i64,
     #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    #[serde(with = "opt_ms_as_rfc3339")]
     pub processed_at: Option<i64>,
     pub route_version: Option<i64>,
     /// Runs that ended in a transient fault and were put back to be tried again.
@@ -60,6 +61,11 @@ pub struct EventRow {
     /// The W3C `traceparent` the event arrived with (see `trace`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+}
+
+/// The tenant id of an [`EventRow`] read back from the API, which never shows it.
+fn no_tenant() -> TenantId {
+    TenantId::parse("ten_unknown").expect("has the prefix")
 }
 
 impl EventRow {
@@ -102,7 +108,7 @@ impl EventRow {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteOutcome {
     /// The chain produced outputs; one delivery per output and destination was queued.
@@ -116,7 +122,7 @@ pub enum RouteOutcome {
 text_enum!(RouteOutcome { Emitted = "emitted", Dropped = "dropped", Failed = "failed" });
 
 /// What one route did with one event.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RouteResult {
     pub route: String,
     pub outcome: RouteOutcome,
@@ -125,7 +131,7 @@ pub struct RouteResult {
 }
 
 /// An event with everything that happened to it, for the API.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EventDetail {
     #[serde(flatten)]
     pub event: EventRow,

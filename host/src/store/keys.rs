@@ -1,7 +1,7 @@
 //! Tenant API keys. Only a key's sha256 is stored; the key itself is returned once, at
 //! creation, and cannot be recovered.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Result, Store, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
@@ -11,20 +11,20 @@ use crate::store::Tenant;
 /// What every tenant key starts with, so a leaked one is recognisable (secret scanners).
 pub const KEY_PREFIX: &str = "syk_";
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ApiKey {
     pub id: KeyId,
     pub name: String,
     /// The key's first characters, to tell keys apart without revealing them.
     pub prefix: String,
     #[schema(value_type = String, format = DateTime)]
-    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[serde(with = "ms_as_rfc3339")]
     pub created_at: i64,
     #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    #[serde(with = "opt_ms_as_rfc3339")]
     pub last_used_at: Option<i64>,
     #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(serialize_with = "opt_ms_as_rfc3339")]
+    #[serde(with = "opt_ms_as_rfc3339")]
     pub revoked_at: Option<i64>,
 }
 

@@ -29,7 +29,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use serde::Serializer;
 
 use backend::{Db, Tx};
 
@@ -181,14 +180,43 @@ pub fn ms_to_rfc3339(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-pub(crate) fn ms_as_rfc3339<S: Serializer>(ms: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&ms_to_rfc3339(*ms))
+/// The inverse of [`ms_to_rfc3339`], for answers read back (the CLI).
+pub fn rfc3339_to_ms(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_millis())
 }
 
-pub(crate) fn opt_ms_as_rfc3339<S: Serializer>(ms: &Option<i64>, s: S) -> std::result::Result<S::Ok, S::Error> {
-    match ms {
-        Some(ms) => ms_as_rfc3339(ms, s),
-        None => s.serialize_none(),
+/// A unix-ms field shown as RFC 3339 (`#[serde(with = "ms_as_rfc3339")]`), and read back.
+pub(crate) mod ms_as_rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::ms_to_rfc3339(*ms))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let text = String::deserialize(d)?;
+        super::rfc3339_to_ms(&text).ok_or_else(|| D::Error::custom(format!("{text:?} is not an RFC 3339 time")))
+    }
+}
+
+/// [`ms_as_rfc3339`] for optional fields: `None` is `null`.
+pub(crate) mod opt_ms_as_rfc3339 {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+        match ms {
+            Some(ms) => super::ms_as_rfc3339::serialize(ms, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => super::rfc3339_to_ms(&text)
+                .map(Some)
+                .ok_or_else(|| D::Error::custom(format!("{text:?} is not an RFC 3339 time"))),
+            None => Ok(None),
+        }
     }
 }
 
@@ -215,6 +243,81 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+#[cfg(test)]
+mod time_tests {
+    use serde::{Deserialize, Serialize};
+    use serde_json::json;
+
+    use super::{ApiKey, DeliveryRow, DeliveryStatus};
+    use crate::event::{DeliveryId, EventId, KeyId};
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Times {
+        #[serde(with = "super::ms_as_rfc3339")]
+        at: i64,
+        #[serde(with = "super::opt_ms_as_rfc3339")]
+        maybe: Option<i64>,
+    }
+
+    #[test]
+    fn ms_fields_read_back_as_they_were_written() {
+        for times in [
+            Times { at: 1_750_000_000_123, maybe: Some(0) },
+            Times { at: 0, maybe: None },
+            Times { at: -1, maybe: Some(4_102_444_800_000) },
+        ] {
+            let text = serde_json::to_string(&times).unwrap();
+            assert_eq!(serde_json::from_str::<Times>(&text).unwrap(), times, "{text}");
+        }
+        let text = serde_json::to_value(Times { at: 1_750_000_000_123, maybe: None }).unwrap();
+        assert_eq!(text, json!({"at": "2025-06-15T15:06:40.123Z", "maybe": null}));
+        // Other offsets are the same instant; anything else is refused, naming the text.
+        let shifted: Times =
+            serde_json::from_value(json!({"at": "2025-06-15T17:06:40.123+02:00", "maybe": null})).unwrap();
+        assert_eq!(shifted.at, 1_750_000_000_123);
+        let err = serde_json::from_value::<Times>(json!({"at": "yesterday", "maybe": null})).unwrap_err();
+        assert!(err.to_string().contains("\"yesterday\" is not an RFC 3339 time"), "{err}");
+    }
+
+    /// The API's rows read back into equal rows that serialise to the same JSON.
+    #[test]
+    fn rows_round_trip_through_their_json() {
+        let key = ApiKey {
+            id: KeyId::parse("key_1").unwrap(),
+            name: "ci".into(),
+            prefix: "syk_ab".into(),
+            created_at: 1_750_000_000_123,
+            last_used_at: Some(1_750_000_001_000),
+            revoked_at: None,
+        };
+        let json = serde_json::to_value(&key).unwrap();
+        let back: ApiKey = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!((back.created_at, back.last_used_at, back.revoked_at), (key.created_at, key.last_used_at, None));
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
+
+        // `superseded_at` is left out when unset, and reads back as unset.
+        let delivery = DeliveryRow {
+            id: DeliveryId::parse("dlv_1").unwrap(),
+            event_id: EventId::parse("evt_1").unwrap(),
+            route: "r".into(),
+            url: "https://example.com/hook".into(),
+            event_type: "call.ended".into(),
+            status: DeliveryStatus::Dead,
+            attempts: 3,
+            next_attempt_at: None,
+            last_status: Some(503),
+            last_error: None,
+            superseded_at: None,
+            created_at: 1,
+            updated_at: 2,
+        };
+        let json = serde_json::to_value(&delivery).unwrap();
+        assert!(json.get("superseded_at").is_none(), "{json}");
+        let back: DeliveryRow = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!((back.superseded_at, back.created_at, back.updated_at), (None, 1, 2));
+        assert_eq!(serde_json::to_value(&back).unwrap(), json);
+    }
+}
 #[cfg(test)]
 mod schema_tests;
 #[cfg(test)]

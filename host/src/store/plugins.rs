@@ -1,13 +1,13 @@
 //! Plugin versions: immutable, numbered per tenant and plugin name.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::backend::JsonText;
 use super::{Result, Store, StoreError, is_unique_violation, ms_as_rfc3339, now_ms};
 use crate::event::{PluginId, TenantId};
 
 /// A plugin version without its bytes, for listings.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PluginVersionMeta {
     pub id: PluginId,
     pub name: String,
@@ -22,7 +22,7 @@ pub struct PluginVersionMeta {
     #[sqlx(try_from = "JsonText")]
     pub imports: Vec<String>,
     #[schema(value_type = String, format = DateTime)]
-    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[serde(with = "ms_as_rfc3339")]
     pub created_at: i64,
 }
 

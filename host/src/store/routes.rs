@@ -27,19 +27,19 @@ pub struct RouteSetRow {
     /// The resolved document (JSON), as validated and made live.
     pub document: String,
     pub origin: RouteOrigin,
-    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[serde(with = "ms_as_rfc3339")]
     pub created_at: i64,
 }
 
 /// One version in a listing.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct RouteVersionSummary {
     pub version: i64,
     pub origin: RouteOrigin,
     /// Number of routes in the document.
     pub routes: i64,
     #[schema(value_type = String, format = DateTime)]
-    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[serde(with = "ms_as_rfc3339")]
     pub created_at: i64,
 }
 

@@ -2,18 +2,18 @@
 
 use std::sync::atomic::Ordering;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Result, Store, StoreError, is_unique_violation, ms_as_rfc3339, now_ms};
 use crate::event::TenantId;
 use crate::sources::auth::SourceAuth;
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,
     #[schema(value_type = String, format = DateTime)]
-    #[serde(serialize_with = "ms_as_rfc3339")]
+    #[serde(with = "ms_as_rfc3339")]
     pub created_at: i64,
 }
 
