@@ -71,13 +71,16 @@ impl RecentCalls {
         let minute = now_ms.div_euclid(60_000);
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let mut series = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let plugins = series.entry(tenant.clone()).or_default();
-        let ring = match plugins.get_mut(plugin) {
-            Some(ring) => ring,
-            None => {
-                plugins.entry(plugin.into()).or_insert_with(|| Box::new([Bucket::default(); WINDOW_MINUTES as usize]))
-            }
-        };
+        // Every plugin call passes here: look up before inserting, so only a tenant's or
+        // plugin's first call allocates.
+        if !series.contains_key(tenant) {
+            series.insert(tenant.clone(), HashMap::new());
+        }
+        let plugins = series.get_mut(tenant).expect("inserted above");
+        if !plugins.contains_key(plugin) {
+            plugins.insert(plugin.into(), Box::new([Bucket::default(); WINDOW_MINUTES as usize]));
+        }
+        let ring = plugins.get_mut(plugin).expect("inserted above");
         let b = &mut ring[minute.rem_euclid(WINDOW_MINUTES) as usize];
         if b.minute != minute {
             *b = Bucket { minute, ..Bucket::default() };
