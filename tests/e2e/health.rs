@@ -40,7 +40,7 @@ async fn not_ready_while_a_tenants_stored_routes_do_not_load() {
     r.routes("acme", json!({"routes": [route("r", "calls", &[], &["passthrough"], &rx.url("hook"))]})).await;
     let dir = r.stop().await;
 
-    crate::support::damage_stored_routes(dir.path()).await;
+    crate::support::database::damage_stored_routes(dir.path()).await;
 
     let r = TestRouter::start_on(dir, |_| {}).await;
     // A stranger learns the count and the reason, not the name.

@@ -10,7 +10,7 @@ use crate::support::{ADMIN_TOKEN, fixture, route};
 
 #[tokio::test]
 async fn json_logs_carry_the_event_id_and_tenant() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::DataDir::new();
     let log = dir.path().join("router.log");
     let env = [("SWITCHYARD_LOG_FORMAT", "json".to_owned()), ("SWITCHYARD_LOG", "info".to_owned())];
     let p = Process::start_logging(dir.path(), &env, &log).await;

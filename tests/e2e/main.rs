@@ -1,5 +1,6 @@
 //! End-to-end tests: the real router, real plugin components built from `plugins/`, a real
-//! HTTP receiver on loopback, a real SQLite file. No part of the router is mocked.
+//! HTTP receiver on loopback, a real SQLite file (or, with `SWITCHYARD_E2E_BACKEND=postgres`,
+//! a real PostgreSQL database; see `support/database.rs`). No part of the router is mocked.
 
 mod support;
 

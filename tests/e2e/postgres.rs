@@ -36,5 +36,4 @@ async fn a_seed_event_runs_through_a_plugin_route_to_the_receiver_on_postgres() 
     r.send("acme", "calls", &fixture("call-tracking/call_outcome_tagged.json")).await;
     rx.wait_for("/tag", 2, WAIT).await;
     r.stop().await;
-    db.drop().await;
 }

@@ -36,7 +36,7 @@ async fn forward_calls_to(base: &str, rx: &Receiver) {
 
 #[tokio::test]
 async fn acknowledged_events_survive_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::DataDir::new();
     let rx = Receiver::start().await;
     // Phase 1: the receiver refuses everything, so nothing can be delivered before the kill.
     rx.respond_with(&[503; 100_000]);
@@ -122,7 +122,7 @@ const FAILPOINT_EXIT: i32 = 86;
 
 #[tokio::test]
 async fn repeated_sigkills_under_load_lose_nothing_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::DataDir::new();
     let rx = Receiver::start().await;
     // Every third request fails, so retries are in flight when the kills land.
     let flaky: Vec<u16> = (0..3000).map(|i| if i % 3 == 0 { 503 } else { 200 }).collect();

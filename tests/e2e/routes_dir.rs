@@ -87,7 +87,7 @@ async fn files_are_applied_on_change_and_invalid_ones_leave_the_live_version() {
 #[tokio::test]
 async fn sighup_re_reads_the_routes_directory() {
     let rx = Receiver::start().await;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::DataDir::new();
     let routes = dir.path().join("routes");
     std::fs::create_dir(&routes).unwrap();
     let doc = json!({"routes": [route("all", "crm", &[], &[], &rx.url("hup"))]});

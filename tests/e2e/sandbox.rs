@@ -239,7 +239,7 @@ async fn a_failed_call_leaves_no_kv_writes_behind() {
     assert_eq!(r.processed("evil", &event).await["routes"][0]["outcome"], "failed");
     let tenant = r.get("/v1/tenants/evil").await["id"].as_str().unwrap().to_owned();
     let dir = r.stop().await;
-    let store = switchyard::store::Store::open(dir.path()).await.unwrap();
+    let store = crate::support::database::open_store(dir.path()).await;
     let tenant = switchyard::event::TenantId::parse(&tenant).unwrap();
     assert_eq!(store.kv_get(&tenant, "spam").await.unwrap(), None);
 }

@@ -10,7 +10,7 @@ use crate::support::{ADMIN_TOKEN, SECRET, fixture};
 
 #[tokio::test]
 async fn the_log_shows_no_secret_and_no_secret_part_of_a_url() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = crate::support::DataDir::new();
     let log = dir.path().join("router.log");
     let p = Process::start_logging(dir.path(), &[("SWITCHYARD_LOG", "debug".into())], &log).await;
     let http = reqwest::Client::new();
@@ -54,15 +54,6 @@ async fn the_log_shows_no_secret_and_no_secret_part_of_a_url() {
     }
 }
 
-/// Every byte the database keeps on disk (the file and its write-ahead log).
-fn database_bytes(dir: &std::path::Path) -> Vec<u8> {
-    let mut all = Vec::new();
-    for name in ["switchyard.db", "switchyard.db-wal"] {
-        all.extend(std::fs::read(dir.join(name)).unwrap_or_default());
-    }
-    all
-}
-
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
@@ -85,7 +76,7 @@ async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
     r.send("acme", "crm", &fixture("crm/lead_created.json")).await;
     assert_signed(&rx.wait_for("/hook", 1, WAIT).await[0], DEST);
     let dir = r.stop().await;
-    let disk = database_bytes(dir.path());
+    let disk = crate::support::database::stored_bytes(dir.path()).await;
     for secret in [SECRET, DEST, TOKEN] {
         let key_material = secret.trim_start_matches("whsec_");
         assert!(!contains(&disk, key_material), "{secret} is stored in the clear");
@@ -121,7 +112,7 @@ async fn secrets_are_sealed_at_rest_and_the_key_rotates() {
 
     // A key that opens nothing stored is refused at start-up, naming the settings.
     let config = {
-        let mut c = crate::support::test_config(dir.path());
+        let mut c = crate::support::test_config(dir.path()).await;
         c.secrets.key = Some(switchyard::store::secrets::Keyring::generate_key());
         c
     };

@@ -109,7 +109,7 @@ async fn kv_writes_past_the_quota_fail_naming_the_limit_and_other_tenants_are_un
         ("roomy", tenant_id(&r, "roomy").await),
     ];
     let dir = r.stop().await;
-    let store = Store::open(dir.path()).await.unwrap();
+    let store = crate::support::database::open_store(dir.path()).await;
     let mut counted = std::collections::HashMap::new();
     for (name, id) in &ids {
         let usage = store.kv_usage_counted(id).await.unwrap();
@@ -195,8 +195,8 @@ async fn finished_backlog(store: &Store, tenant: &TenantId, name: &str, n: usize
 #[tokio::test]
 async fn pruning_a_large_backlog_does_not_stall_ingest() {
     const OLD: usize = 30_000;
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).await.unwrap();
+    let dir = crate::support::DataDir::new();
+    let store = crate::support::database::open_store(dir.path()).await;
     let tenant = store.create_tenant("acme").await.unwrap().id;
     let forty_days_ago = now_ms() - 40 * 86_400_000;
     finished_backlog(&store, &tenant, "acme", OLD, forty_days_ago).await;

@@ -116,13 +116,10 @@ async fn keys_are_shown_once_stored_hashed_and_revocable() {
     assert!(listed["keys"][0].get("key").is_none(), "the key is never shown again");
     assert!(listed["keys"][0]["last_used_at"].is_string());
 
-    // Only a hash is stored: the key's text is nowhere in the database file.
-    let db = std::fs::read(r.data_dir.path().join("switchyard.db")).unwrap();
-    let wal = std::fs::read(r.data_dir.path().join("switchyard.db-wal")).unwrap_or_default();
+    // Only a hash is stored: the key's text is nowhere in the database.
+    let stored = crate::support::database::stored_bytes(r.data_dir.path()).await;
     let needle = key.as_bytes();
-    for bytes in [&db, &wal] {
-        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "the raw key is stored");
-    }
+    assert!(!stored.windows(needle.len()).any(|w| w == needle), "the raw key is stored");
 
     let id = created["id"].as_str().unwrap();
     let (status, _) = r.request(Method::DELETE, &format!("/v1/tenants/acme/keys/{id}"), None).await;

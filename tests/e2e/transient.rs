@@ -92,7 +92,7 @@ async fn events_wait_while_their_tenants_routes_do_not_load() {
     r.routes("acme", doc.clone()).await;
     let dir = r.stop().await;
 
-    crate::support::damage_stored_routes(dir.path()).await;
+    crate::support::database::damage_stored_routes(dir.path()).await;
 
     let r = TestRouter::start_on(dir, |_| {}).await;
     let id = r.send("acme", "calls", &fixture("call-tracking/call_ended.json")).await;

@@ -502,13 +502,20 @@ async fn stored_secrets_are_sealed_at_start_up(s: TestStore) {
     };
     s.upsert_destinations(&t, &[settings], 0).await.unwrap();
     assert_eq!(s.reseal_secrets().await.unwrap(), 0, "all sealed already");
-    s.exec_for_test("UPDATE sources SET secret = 'whsec_plain'").await;
+    // Two plain values in one row: resealing the first moves the row on PostgreSQL (a new
+    // `ctid`), and the second must still find it.
+    s.exec_for_test(r#"UPDATE sources SET secret = 'whsec_plain', auth = '{"type":"bearer","token":"plain-token"}'"#)
+        .await;
     s.exec_for_test("UPDATE destinations SET secret = 'whsec_dest'").await;
-    assert_eq!(s.reseal_secrets().await.unwrap(), 2);
+    assert_eq!(s.reseal_secrets().await.unwrap(), 3);
     assert_eq!(s.count_for_test("SELECT COUNT(*) FROM sources WHERE secret LIKE 'whsec%'").await, 0);
+    assert_eq!(s.count_for_test("SELECT COUNT(*) FROM sources WHERE auth LIKE '%plain-token%'").await, 0);
     assert_eq!(s.count_for_test("SELECT COUNT(*) FROM destinations WHERE secret LIKE 'whsec%'").await, 0);
     let restarted = s.reopen().await;
-    assert_eq!(restarted.source(&t, "hooks").await.unwrap().unwrap().secret.as_deref(), Some("whsec_plain"));
+    let source = restarted.source(&t, "hooks").await.unwrap().unwrap();
+    assert_eq!(source.secret.as_deref(), Some("whsec_plain"));
+    let bearer = crate::sources::auth::SourceAuth::Bearer { token: "plain-token".into(), header: None };
+    assert!(source.auth == Some(bearer), "the auth declaration opens after resealing");
     assert_eq!(restarted.destination(&t, url).await.unwrap().unwrap().secret, "whsec_dest");
 }
 

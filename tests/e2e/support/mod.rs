@@ -3,6 +3,7 @@
 
 pub mod collector;
 pub mod crafted;
+pub mod database;
 pub mod plugins;
 pub mod postgres;
 pub mod process;
@@ -18,6 +19,7 @@ use switchyard::config::Config;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use database::DataDir;
 pub use receiver::Receiver;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -30,18 +32,11 @@ pub fn fixture(rel: &str) -> Vec<u8> {
     std::fs::read(plugins::repo_root().join("tests/fixtures").join(rel)).unwrap()
 }
 
-/// Damages every stored route version in the database of a stopped router, so its routes
-/// cannot load at the next start.
-pub async fn damage_stored_routes(data_dir: &Path) {
-    let url = format!("sqlite://{}", data_dir.join("switchyard.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    sqlx::query("UPDATE route_sets SET document = '{not json'").execute(&pool).await.unwrap();
-    pool.close().await;
-}
-
-/// Fast schedules and short limits, loopback allowed, fixed admin token.
-pub fn test_config(data_dir: &Path) -> Config {
+/// Fast schedules and short limits, loopback allowed, fixed admin token; the database of the
+/// backend the suite runs on (see `database`).
+pub async fn test_config(data_dir: &Path) -> Config {
     let mut c = Config { data_dir: data_dir.to_owned(), admin_token: Some(ADMIN_TOKEN.into()), ..Config::default() };
+    c.database_url = database::url_for(data_dir).await;
     // Receivers run on loopback; allow exactly that, as an operator would.
     c.delivery.allowed_cidrs = vec!["127.0.0.1/32".parse().unwrap()];
     c.delivery.retry_schedule = vec![Duration::ZERO, Duration::from_millis(100), Duration::from_millis(100)];
@@ -63,7 +58,7 @@ pub fn test_config(data_dir: &Path) -> Config {
 pub struct TestRouter {
     pub base: String,
     pub http: reqwest::Client,
-    pub data_dir: tempfile::TempDir,
+    pub data_dir: DataDir,
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -74,13 +69,13 @@ impl TestRouter {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        Self::start_on(tempfile::tempdir().unwrap(), tweak).await
+        Self::start_on(DataDir::new(), tweak).await
     }
 
     /// Starts on an existing data directory (a restart).
-    pub async fn start_on(data_dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
-        let mut config = test_config(data_dir.path());
-        config.database_url = postgres::database_for(data_dir.path()).await;
+    pub async fn start_on(data_dir: impl Into<DataDir>, tweak: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = data_dir.into();
+        let mut config = test_config(data_dir.path()).await;
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -107,7 +102,7 @@ impl TestRouter {
     }
 
     /// Graceful stop; returns the data directory so a test can inspect or restart on it.
-    pub async fn stop(self) -> tempfile::TempDir {
+    pub async fn stop(self) -> DataDir {
         self.shutdown.cancel();
         self.task.await.unwrap().unwrap();
         self.data_dir

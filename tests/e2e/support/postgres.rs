@@ -2,15 +2,13 @@
 //! `SWITCHYARD_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`). If
 //! nothing answers there the test fails, it never skips (`.ci/run` starts the cluster).
 
-use std::path::Path;
-
 use sqlx::{Connection, Executor, PgConnection};
 
 fn admin_url() -> String {
     std::env::var("SWITCHYARD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A fresh database, dropped by `drop`.
+/// A fresh database, dropped with this value (also when the test panics).
 pub struct TestDatabase {
     pub url: String,
     name: String,
@@ -31,24 +29,45 @@ impl TestDatabase {
         Self { url: format!("{base}/{name}"), name }
     }
 
-    pub async fn drop(self) {
-        let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
-        conn.execute(format!("DROP DATABASE {} WITH (FORCE)", self.name).as_str()).await.unwrap();
+    /// Takes charge of a database `create` made, known by its URL.
+    pub fn adopt(url: &str) -> Self {
+        let name = url.rsplit_once('/').map_or(url, |(_, name)| name);
+        assert!(name.starts_with("switchyard_e2e_"), "not a test database: {url}");
+        Self { url: url.to_owned(), name: name.to_owned() }
+    }
+
+    /// Leaves the database in place and returns its URL; whoever keeps the URL `adopt`s it
+    /// later to drop it.
+    pub fn keep(mut self) -> String {
+        self.name.clear();
+        std::mem::take(&mut self.url)
     }
 }
 
-/// `SWITCHYARD_E2E_BACKEND=postgres` runs the whole suite on PostgreSQL: every data directory
-/// gets a database of its own, recorded in it so a restart finds the same one. These
-/// databases are not dropped (drop `switchyard_e2e_*` after such a run).
-pub async fn database_for(data_dir: &Path) -> Option<String> {
-    if std::env::var("SWITCHYARD_E2E_BACKEND").as_deref() != Ok("postgres") {
-        return None;
+impl Drop for TestDatabase {
+    /// `Drop` cannot await, and the test's runtime may be the only thread there is: the drop
+    /// runs on a thread of its own, with a runtime of its own. `WITH (FORCE)` ends the
+    /// connections a router that was not stopped (a panic, a SIGKILL) still holds.
+    fn drop(&mut self) {
+        if self.name.is_empty() {
+            return;
+        }
+        let name = std::mem::take(&mut self.name);
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let mut conn = PgConnection::connect(&admin_url()).await?;
+                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+                Ok::<_, sqlx::Error>(())
+            })
+            .map_err(|e| format!("dropping test database {name}: {e}"))
+        })
+        .join();
+        // Never panic here: this may run while a failed test unwinds.
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("{e}"),
+            Err(_) => eprintln!("dropping a test database panicked"),
+        }
     }
-    let file = data_dir.join("e2e-database-url");
-    if let Ok(url) = std::fs::read_to_string(&file) {
-        return Some(url);
-    }
-    let url = TestDatabase::create().await.url;
-    std::fs::write(&file, &url).unwrap();
-    Some(url)
 }

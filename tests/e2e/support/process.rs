@@ -13,7 +13,8 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `switchyard serve` on `dir/data`, with `args` added to its command line.
+    /// Starts `switchyard serve` on `dir/data` (make `dir` a `DataDir`, so a PostgreSQL
+    /// database recorded in it goes with it), with `args` added to its command line.
     pub async fn start(dir: &Path, args: &[&str]) -> Self {
         Self::start_with_env(dir, args, &[]).await
     }
@@ -57,10 +58,17 @@ impl Process {
             ),
         )
         .unwrap();
+        // On PostgreSQL, the database recorded in `dir` (see `database`), by the command line.
+        let database = super::database::url_for(dir).await.map(|url| ["--database-url".to_owned(), url]);
         let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["serve", "--config"])
             .arg(&config)
+            .args(database.iter().flatten())
             .args(args)
+            // The router reads SWITCHYARD_* variables as settings and refuses unknown ones:
+            // the suite's own switches are not for it.
+            .env_remove("SWITCHYARD_E2E_BACKEND")
+            .env_remove("SWITCHYARD_TEST_POSTGRES")
             .env("SWITCHYARD_LOG", "warn")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(stdout)
