@@ -96,7 +96,7 @@ async fn both_backends_migrate_to_the_same_schema() {
     let (lite_columns, lite_indexes, lite_triggers) = sqlite_schema(dir.path()).await;
     let db = TestDatabase::create().await;
     let (pg_columns, pg_indexes, pg_triggers) = postgres_schema(&db.url).await;
-    db.drop().await;
+    drop(db);
 
     let only = |a: &BTreeSet<Column>, b: &BTreeSet<Column>| a.difference(b).cloned().collect::<Vec<_>>();
     assert!(

@@ -6,41 +6,14 @@
 
 use std::future::Future;
 
-use sqlx::{Connection, Executor, PgConnection};
-
 use super::{DatabaseUrl, Store, secrets};
 
-/// The server to create test databases on.
-pub(crate) fn admin_url() -> String {
-    std::env::var("SWITCHYARD_TEST_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A PostgreSQL database of its own for one test, dropped by `drop`.
-pub(crate) struct TestDatabase {
-    pub url: String,
-    name: String,
-}
-
-impl TestDatabase {
-    pub async fn create() -> Self {
-        let admin = admin_url();
-        let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is needed at {admin} (set SWITCHYARD_TEST_POSTGRES, or start it: \
-                 `pg_ctlcluster 15 main start`, as .ci/run does): {e}"
-            )
-        });
-        let name = format!("switchyard_test_{}", ulid::Ulid::new().to_string().to_lowercase());
-        conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
-        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
-        Self { url: format!("{base}/{name}"), name }
-    }
-
-    pub async fn drop(self) {
-        let mut conn = PgConnection::connect(&admin_url()).await.unwrap();
-        conn.execute(format!("DROP DATABASE {} WITH (FORCE)", self.name).as_str()).await.unwrap();
-    }
-}
+/// The same `TestDatabase` as the end-to-end suite's (one file, included by path): a
+/// database of its own, dropped with the value, also when a test panics.
+#[allow(dead_code)]
+#[path = "../../../tests/e2e/support/postgres.rs"]
+mod shared;
+pub(crate) use shared::TestDatabase;
 
 /// A store for one test, on either backend, that can be opened again (a restart). Derefs to
 /// the `Store`.
@@ -85,7 +58,7 @@ pub(crate) async fn on_postgres<F: Future<Output = ()> + Send + 'static>(test: i
     let db = TestDatabase::create().await;
     let store = TestStore::open(DatabaseUrl::Postgres(db.url.clone())).await;
     let outcome = tokio::spawn(test(store)).await;
-    db.drop().await;
+    drop(db);
     if let Err(e) = outcome {
         std::panic::resume_unwind(e.into_panic());
     }

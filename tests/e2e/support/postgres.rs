@@ -1,4 +1,5 @@
-//! PostgreSQL for the end-to-end tests: a database of its own per test, on the server at
+//! PostgreSQL for tests (the end-to-end suite, and the store's conformance suite, which
+//! includes this file): a database of its own per test, on the server at
 //! `SWITCHYARD_TEST_POSTGRES` (default `postgres://postgres@127.0.0.1:5432/postgres`). If
 //! nothing answers there the test fails, it never skips (`.ci/run` starts the cluster).
 
@@ -23,7 +24,7 @@ impl TestDatabase {
                  `pg_ctlcluster 15 main start`, as .ci/run does): {e}"
             )
         });
-        let name = format!("switchyard_e2e_{}", ulid::Ulid::new().to_string().to_lowercase());
+        let name = format!("switchyard_test_{}", ulid::Ulid::new().to_string().to_lowercase());
         conn.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(base, _)| base);
         Self { url: format!("{base}/{name}"), name }
@@ -32,7 +33,7 @@ impl TestDatabase {
     /// Takes charge of a database `create` made, known by its URL.
     pub fn adopt(url: &str) -> Self {
         let name = url.rsplit_once('/').map_or(url, |(_, name)| name);
-        assert!(name.starts_with("switchyard_e2e_"), "not a test database: {url}");
+        assert!(name.starts_with("switchyard_test_"), "not a test database: {url}");
         Self { url: url.to_owned(), name: name.to_owned() }
     }
 
