@@ -55,7 +55,8 @@ async fn events_are_stored_once_per_upstream_id(s: TestStore) {
     assert_eq!(s.claim_pending_events(10, &[], lease).await.unwrap().len(), 1, "released at start-up");
 }
 
-async fn completing_an_event_queues_deliveries_once(s: TestStore) {
+/// Tenant `acme` with one event, routed by route `r` into one pending delivery.
+async fn one_delivery(s: &Store) -> (Tenant, Event, [RouteResult; 1], NewDelivery) {
     let t = s.create_tenant("acme").await.unwrap();
     let ev = event("acme");
     s.insert_event(NewEvent { tenant_id: t.id.clone(), upstream_id: "u".into(), event: ev.clone(), raw: "{}".into() })
@@ -64,6 +65,11 @@ async fn completing_an_event_queues_deliveries_once(s: TestStore) {
     let delivery = new_delivery(&t.id, &ev.id, now_ms());
     let results = [RouteResult { route: "r".into(), outcome: RouteOutcome::Emitted, detail: None, outputs: 1 }];
     s.complete_event(&ev.id, Some(1), &results, std::slice::from_ref(&delivery)).await.unwrap();
+    (t, ev, results, delivery)
+}
+
+async fn completing_an_event_queues_deliveries_once(s: TestStore) {
+    let (t, ev, results, delivery) = one_delivery(&s).await;
     // A second completion (a crashed run replayed) changes nothing.
     s.complete_event(&ev.id, Some(1), &results, &[NewDelivery { id: DeliveryId::generate(), ..delivery.clone() }])
         .await
@@ -97,14 +103,7 @@ async fn completing_an_event_queues_deliveries_once(s: TestStore) {
 }
 
 async fn attempts_are_counted_per_minute_by_destination_and_outcome(s: TestStore) {
-    let t = s.create_tenant("acme").await.unwrap();
-    let ev = event("acme");
-    s.insert_event(NewEvent { tenant_id: t.id.clone(), upstream_id: "u".into(), event: ev.clone(), raw: "{}".into() })
-        .await
-        .unwrap();
-    let delivery = new_delivery(&t.id, &ev.id, now_ms());
-    let results = [RouteResult { route: "r".into(), outcome: RouteOutcome::Emitted, detail: None, outputs: 1 }];
-    s.complete_event(&ev.id, Some(1), &results, std::slice::from_ref(&delivery)).await.unwrap();
+    let (t, _, _, delivery) = one_delivery(&s).await;
     let minute = (now_ms() / 60_000) * 60_000;
     let attempt = |n: i64, status_code: Option<u16>, status| {
         let rec = AttemptRecord {
