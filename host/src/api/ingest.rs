@@ -88,7 +88,7 @@ pub(super) async fn ingest(
     let answer = accept(&state, &tenant_name, &source_name, &headers, body, traceparent, &mut reached).await;
     record(&mut span, &answer, reached.tenant.is_some().then_some(tenant_name.as_str()));
     let result = match &answer {
-        Ok((_, duplicate)) => ["accepted", "duplicate"][usize::from(*duplicate)],
+        Ok(accepted) => ["accepted", "duplicate"][usize::from(accepted.duplicate)],
         Err(e) => e.code(),
     };
     if !reached.looked_up {
@@ -101,10 +101,10 @@ pub(super) async fn ingest(
     }
     let tenant = reached.tenant.unwrap_or_else(|| state.metrics.unknown_tenant());
     state.metrics.ingested(&tenant, reached.source_known.then_some(source_name.as_str()), result);
-    answer.map(|(body, _)| (StatusCode::ACCEPTED, Json(body)))
+    answer.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
 }
 
-/// The checks and the durable insert; the answer's body and whether it was a duplicate.
+/// The checks and the durable insert; the answer's body (which says if it was a duplicate).
 async fn accept(
     state: &AppState,
     tenant_name: &str,
@@ -113,7 +113,7 @@ async fn accept(
     body: Result<Bytes, BytesRejection>,
     traceparent: Option<String>,
     reached: &mut Reached,
-) -> Result<(Accepted, bool), ApiError> {
+) -> Result<Accepted, ApiError> {
     check_content_type(headers)?;
     let body = body?;
     // An unknown tenant and an unknown source of a known tenant get the same answer, byte for
@@ -188,18 +188,18 @@ async fn accept(
             return Err(e.into());
         }
     };
-    Ok((Accepted { id, event_type, duplicate }, duplicate))
+    Ok(Accepted { id, event_type, duplicate })
 }
 
 /// The ingest span's outcome: the event's id and tenant, or why it was refused.
-fn record(span: &mut Span, answer: &Result<(Accepted, bool), ApiError>, tenant: Option<&str>) {
+fn record(span: &mut Span, answer: &Result<Accepted, ApiError>, tenant: Option<&str>) {
     if let Some(tenant) = tenant {
         span.set("tenant", || tenant.to_owned());
     }
     match answer {
-        Ok((body, duplicate)) => {
-            span.set("event.id", || body.id.to_string());
-            span.set("ingest.duplicate", || *duplicate);
+        Ok(accepted) => {
+            span.set("event.id", || accepted.id.to_string());
+            span.set("ingest.duplicate", || accepted.duplicate);
             span.set("http.response.status_code", || i64::from(StatusCode::ACCEPTED.as_u16()));
         }
         Err(e) => {

@@ -129,11 +129,12 @@ impl Runtime {
     ) -> Result<Verdict, PluginFailure> {
         let started = Instant::now();
         let result = self.call(plugin, tenant_id, config, event, false).await.result;
-        self.recent.record(tenant_id, &plugin.name, started.elapsed(), result.is_err(), crate::store::now_ms());
+        let took = started.elapsed();
+        self.recent.record(tenant_id, &plugin.name, took, result.is_err(), crate::store::now_ms());
         if let Some(metrics) = &self.metrics {
             let tenant = metrics.tenant(tenant_id, &event.tenant);
             let failure = result.as_ref().err().map(PluginFailure::reason);
-            metrics.plugin_call(&tenant, &plugin.name, started.elapsed(), failure);
+            metrics.plugin_call(&tenant, &plugin.name, took, failure);
         }
         result
     }
