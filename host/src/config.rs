@@ -11,11 +11,13 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod cluster;
 mod metrics;
 mod plugins;
 mod tenants;
 mod traces;
 
+pub use cluster::ClusterConfig;
 pub use metrics::MetricsConfig;
 pub use plugins::{PluginLimits, PluginLimitsOverride};
 pub use tenants::{Capability, RetentionOverride, TenantOverride, TenantPolicy, TenantRetention};
@@ -53,6 +55,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// OpenTelemetry traces over OTLP; off unless `tracing.otlp_endpoint` is set.
     pub tracing: TracingConfig,
+    /// Several nodes on one PostgreSQL database: heartbeats, take-over, reconcile.
+    pub cluster: ClusterConfig,
     /// Quotas and grants of every tenant, unless `tenants.<name>` overrides them.
     pub tenant_defaults: TenantPolicy,
     /// Per-tenant overrides by tenant name; fields left out keep `tenant_defaults`.
@@ -274,6 +278,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             metrics: MetricsConfig::default(),
             tracing: TracingConfig::default(),
+            cluster: ClusterConfig::default(),
             tenant_defaults: TenantPolicy::default(),
             tenants: BTreeMap::new(),
         }
@@ -557,6 +562,7 @@ impl Config {
             }
         }
         self.tracing.validate()?;
+        self.cluster.validate()?;
         if let Some(token) = &self.admin_token
             && token.len() < 16
         {

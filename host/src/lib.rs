@@ -17,7 +17,10 @@
 //! - [`quota`]: per-tenant ingest rate limits (the other quotas are checked where they apply).
 //! - [`retention`]: the background pruner of finished work past its retention.
 //! - [`delivery`]: the outbox worker, retry schedule, and the guarded HTTP client.
-//! - [`store`]: sqlx over an embedded SQLite file; every state change is transactional.
+//! - [`store`]: sqlx over an embedded SQLite file or PostgreSQL; every state change is
+//!   transactional.
+//! - [`cluster`]: several nodes on one PostgreSQL database: heartbeats, take-over of a dead
+//!   node's work, and changes made through one node reaching the others.
 //! - [`api`]: the axum HTTP API.
 //! - [`trace`]: W3C trace context, and the router's own spans exported over OTLP when configured.
 //! - [`metrics`]: the Prometheus page (`GET /metrics`): handles the hot path records through,
@@ -37,6 +40,7 @@
 //! ```
 
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod delivery;
 pub mod event;
@@ -94,10 +98,17 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     }
     // Spans of events and attempts go to the collector, if one is configured (`trace::otlp`).
     let (tracer, exporter) = trace::otlp::start(&config.tracing).context("starting the OTLP trace exporter")?;
-    let (deliveries, events) = store.release_leases().await?;
-    if deliveries + events > 0 {
-        tracing::info!(deliveries, events, "resuming work interrupted by the last stop");
+    // Registers this node; frees what a stopped process left leased (on PostgreSQL only that
+    // of nodes dead for cluster.node_timeout: live nodes keep theirs).
+    let taken = store.start_node(config.cluster.node_timeout).await.context("registering this node")?;
+    if taken.deliveries + taken.events > 0 {
+        tracing::info!(
+            deliveries = taken.deliveries,
+            events = taken.events,
+            "resuming work interrupted by the last stop"
+        );
     }
+    tracing::info!(node = store.node(), backend = store.backend(), "node registered");
 
     // The hot path: the writer hands committed work to these queues (see `store::handoff`).
     let event_queue = Arc::new(EventQueue::new(EventQueueLimits {
@@ -189,6 +200,14 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         .with_tracer(tracer.clone()),
     );
     let pruner = Pruner { store: store.clone(), config: config.clone() };
+    let cluster = cluster::Cluster {
+        store: store.clone(),
+        runtime: runtime.clone(),
+        routes: routes.clone(),
+        events: event_queue.clone(),
+        delivery_wake: delivery_wake.clone(),
+        config: config.cluster.clone(),
+    };
     let routes_dir = match &config.routes_dir {
         Some(dir) => {
             anyhow::ensure!(dir.is_dir(), "routes_dir {} is not a directory", dir.display());
@@ -202,6 +221,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
         }
         None => None,
     };
+    let store_is_shared = store.is_shared();
     let state = AppState {
         store,
         writer,
@@ -222,6 +242,9 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     let pipeline_task = tokio::spawn(pipeline.run(workers.clone()));
     let delivery_task = tokio::spawn(delivery.run(workers.clone()));
     let pruner_task = tokio::spawn(pruner.run(workers.clone()));
+    // Stopped after the writer's last commit, so what it gives back at leaving is truly unfinished.
+    let cluster_stop = CancellationToken::new();
+    let cluster_task = store_is_shared.then(|| tokio::spawn(cluster.run(cluster_stop.clone())));
     if let Some(routes_dir) = routes_dir {
         let stop = workers.clone();
         let (ready, applied) = tokio::sync::oneshot::channel();
@@ -264,6 +287,10 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationTo
     .await;
     if drained.is_err() {
         tracing::warn!("shutdown deadline reached; unfinished work resumes on next start");
+    }
+    cluster_stop.cancel();
+    if let Some(task) = cluster_task {
+        let _ = task.await;
     }
     if let Some(exporter) = exporter {
         exporter.shutdown().await;

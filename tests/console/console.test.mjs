@@ -27,6 +27,14 @@ async function open(page, name) {
   await page.waitForSelector(`#page[data-ready=${name}]`);
 }
 
+/** Waits until the page `name` is drawn for a hash that contains `part`. */
+async function drawn(page, name, part) {
+  await page.waitForFunction(([n, p]) => {
+    const root = document.querySelector('#page');
+    return root.dataset.ready === n && (root.dataset.hash || '').includes(p);
+  }, [name, part]);
+}
+
 function step(name) {
   console.log(`console test: ${name}`);
 }
@@ -79,8 +87,7 @@ try {
   await page.waitForSelector(`a[href="#/events/${eventId}"]`);
   await page.fill('#event-filters input[name=type]', 'call.outcome_tagged');
   await page.click('#event-filters button[type=submit]');
-  await page.waitForFunction(() => location.hash.includes('type=call.outcome_tagged'));
-  await page.waitForSelector(`a[href="#/events/${eventId}"]`);
+  await drawn(page, 'events', 'type=call.outcome_tagged');
   const rows = await page.$$eval('tbody tr', (trs) => trs.length);
   check(rows === 1, `the type filter leaves the one call.outcome_tagged event, not ${rows}`);
   await page.click(`a[href="#/events/${eventId}"]`);
@@ -100,8 +107,9 @@ try {
   step('the replayed delivery is delivered');
   const deadline = Date.now() + TIMEOUT;
   for (;;) {
-    await page.evaluate((id) => { location.hash = `#/events/${id}?t=${Date.now()}`; }, eventId);
-    await page.waitForSelector('#page[data-ready=event]');
+    const stamp = `t=${Date.now()}`;
+    await page.evaluate(([id, t]) => { location.hash = `#/events/${id}?${t}`; }, [eventId, stamp]);
+    await drawn(page, 'event', stamp);
     const el = await page.waitForSelector(`.delivery[data-id="${deadId}"]`);
     if ((await el.getAttribute('data-status')) === 'delivered') break;
     check(Date.now() < deadline, 'the replayed delivery was not delivered in time');

@@ -45,24 +45,32 @@ pub struct Sent {
 #[derive(Clone)]
 pub struct Ingest {
     http: reqwest::Client,
-    url: String,
+    /// One ingest URL per router node; senders are spread over them.
+    urls: Arc<Vec<String>>,
     refusals: Arc<AtomicU64>,
 }
 
 impl Ingest {
     pub fn new(base: &str) -> anyhow::Result<Self> {
-        // Keep-alive is reqwest's default; the timeout turns a hung router into an error.
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        Ok(Self { http, url: format!("{base}/v1/ingest/bench/calls"), refusals: Arc::default() })
+        Self::spread(&[base.to_owned()])
     }
 
-    /// Posts one event until it is accepted.
-    async fn send(&self, body: &Bytes) -> anyhow::Result<()> {
+    /// Senders spread over several nodes: sender (or, paced, event) `i` posts to node `i % n`.
+    pub fn spread(bases: &[String]) -> anyhow::Result<Self> {
+        // Keep-alive is reqwest's default; the timeout turns a hung router into an error.
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let urls = bases.iter().map(|b| format!("{b}/v1/ingest/bench/calls")).collect();
+        Ok(Self { http, urls: Arc::new(urls), refusals: Arc::default() })
+    }
+
+    /// Posts one event to node `node % n` until it is accepted.
+    async fn send(&self, body: &Bytes, node: usize) -> anyhow::Result<()> {
         let first = Instant::now();
+        let url = &self.urls[node % self.urls.len()];
         loop {
             let resp = self
                 .http
-                .post(&self.url)
+                .post(url)
                 .header("content-type", "application/json")
                 .body(body.clone())
                 .send()
@@ -98,7 +106,7 @@ impl Ingest {
         let next = Arc::new(AtomicUsize::new(0));
         let start = Instant::now();
         let mut senders = tokio::task::JoinSet::new();
-        for _ in 0..concurrency {
+        for sender in 0..concurrency {
             let (me, bodies, next) = (self.clone(), bodies.clone(), next.clone());
             senders.spawn(async move {
                 let mut sent = Vec::new();
@@ -106,7 +114,7 @@ impl Ingest {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(body) = bodies.get(i) else { break };
                     let at = Instant::now();
-                    me.send(body).await?;
+                    me.send(body, sender).await?;
                     sent.push((i, at, Instant::now()));
                 }
                 anyhow::Ok(sent)
@@ -139,7 +147,7 @@ impl Ingest {
             at.push(ticker.tick().await.into_std());
             let (me, bodies) = (self.clone(), bodies.clone());
             senders.spawn(async move {
-                me.send(&bodies[i]).await?;
+                me.send(&bodies[i], i).await?;
                 anyhow::Ok(Instant::now())
             });
             // Fail fast on a refused event instead of sending for the rest of the run.

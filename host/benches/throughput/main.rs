@@ -20,10 +20,13 @@
 //! `--only forwarder,passthrough,tagger,steady,prefill,calls`, `--events N` (20000),
 //! `--concurrency N` (32), `--prefill N` (200000), `--steady-rate R` (300),
 //! `--steady-secs S` (10), `--router-bin PATH`: also measure another router binary (a
-//! baseline) in the same run, side by side with this build. For example:
+//! baseline) in the same run, side by side with this build. `--database-url postgres://...`
+//! runs every router on PostgreSQL (a fresh database on that server per run, dropped after),
+//! and `--nodes N` (1) starts N routers on it, the senders spread over them. For example:
 //!
 //! ```sh
 //! cargo bench --bench throughput -- --events 3000 --prefill 20000 --router-bin /tmp/old/switchyard
+//! cargo bench --bench throughput -- --only passthrough --database-url postgres://postgres@127.0.0.1/postgres --nodes 3
 //! ```
 //!
 //! Senders, receiver and router share the machine, as on a single host; on two cores the
@@ -52,7 +55,7 @@ use crate::load::Ingest;
 use crate::options::{Mode, Options, Scenario};
 use crate::receiver::Receiver;
 use crate::report::{Figure, Run, Value};
-use crate::router::Router;
+use crate::router::{Deployment, Router};
 
 /// The Standard Webhooks reference secret, for every destination.
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -71,6 +74,10 @@ async fn bench(o: Options) -> anyhow::Result<()> {
         "switchyard throughput: {} events per full-speed run, {} senders, steady {}/s for {} s, prefill {}",
         o.events, o.concurrency, o.steady_rate, o.steady_secs, o.prefill
     );
+    match &o.database_url {
+        Some(url) => println!("storage: PostgreSQL at {url} (a fresh database per run), {} node(s)", o.nodes),
+        None => println!("storage: each router's own SQLite file, 1 node"),
+    }
     if o.wants_router() || o.wants(Scenario::Calls) {
         // Built (or found built) before anything is timed.
         plugins::dir();
@@ -147,14 +154,13 @@ async fn router_runs(
 
 /// A fresh router with one `plugin` route, driven at full speed.
 async fn full_speed(o: &Options, bin: &Path, plugin: &str, bodies: Arc<Vec<Bytes>>) -> anyhow::Result<Run> {
-    let dir = tempfile::tempdir()?;
     let rx = Receiver::start(bodies.len()).await?;
-    let router = Router::start(bin, dir.path()).await?;
-    router.setup(plugin, &rx.url).await?;
-    let sent = router.check(Ingest::new(&router.base)?.full_speed(bodies, o.concurrency).await)?;
-    router.check(rx.wait_all(plugin).await)?;
+    let nodes = Deployment::start(bin, o.nodes, o.database_url.as_deref()).await?;
+    nodes.setup(plugin, &rx.url).await?;
+    let sent = nodes.check(Ingest::spread(&nodes.bases())?.full_speed(bodies, o.concurrency).await)?;
+    nodes.check(rx.wait_all(plugin).await)?;
     // Stopped before counting, so a duplicate sent during shutdown still counts.
-    router.stop().await?;
+    nodes.stop().await?;
     Run::new(&sent, &rx, 0)
 }
 
@@ -162,13 +168,12 @@ async fn full_speed(o: &Options, bin: &Path, plugin: &str, bodies: Arc<Vec<Bytes
 async fn steady(o: &Options, bin: &Path) -> anyhow::Result<Vec<Figure>> {
     let warm_up = o.steady_rate.round() as usize;
     let bodies = Arc::new(load::events(warm_up + (o.steady_rate * o.steady_secs).round() as usize)?);
-    let dir = tempfile::tempdir()?;
     let rx = Receiver::start(bodies.len()).await?;
-    let router = Router::start(bin, dir.path()).await?;
-    router.setup("passthrough", &rx.url).await?;
-    let sent = router.check(Ingest::new(&router.base)?.paced(bodies, o.steady_rate).await)?;
-    router.check(rx.wait_all("steady").await)?;
-    router.stop().await?;
+    let nodes = Deployment::start(bin, o.nodes, o.database_url.as_deref()).await?;
+    nodes.setup("passthrough", &rx.url).await?;
+    let sent = nodes.check(Ingest::spread(&nodes.bases())?.paced(bodies, o.steady_rate).await)?;
+    nodes.check(rx.wait_all("steady").await)?;
+    nodes.stop().await?;
     let run = Run::new(&sent, &rx, warm_up)?;
     let name = format!("steady {}/s", o.steady_rate);
     let figures = vec![

@@ -46,6 +46,11 @@ pub struct Options {
     pub steady_secs: f64,
     /// Another router binary to measure beside this build (the baseline).
     pub router_bin: Option<PathBuf>,
+    /// A PostgreSQL server (`postgres://user@host/db`): every router run gets a fresh
+    /// database there, dropped after it. Unset: each router's own SQLite file.
+    pub database_url: Option<String>,
+    /// Router processes sharing the work (and the database), senders spread over them.
+    pub nodes: usize,
 }
 
 impl Options {
@@ -69,6 +74,8 @@ impl Default for Options {
             steady_rate: 300.0,
             steady_secs: 10.0,
             router_bin: None,
+            database_url: None,
+            nodes: 1,
         }
     }
 }
@@ -88,15 +95,34 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> anyhow::Result<Mode> {
             "--steady-rate" => o.steady_rate = number(&arg, &value()?)?,
             "--steady-secs" => o.steady_secs = number(&arg, &value()?)?,
             "--router-bin" => o.router_bin = Some(value()?.into()),
+            "--database-url" => o.database_url = Some(value()?),
+            "--nodes" => o.nodes = number(&arg, &value()?)?,
             _ => bail!(
                 "unknown argument {arg:?}; options: --only {} --events N --concurrency N --prefill N \
-                 --steady-rate R --steady-secs S --router-bin PATH",
+                 --steady-rate R --steady-secs S --router-bin PATH --database-url postgres://... --nodes N",
                 Scenario::ALL.map(|(_, name)| name).join(",")
             ),
         }
     }
     if o.events == 0 || o.concurrency == 0 || o.steady_rate <= 0.0 || o.steady_secs <= 0.0 {
         bail!("--events, --concurrency, --steady-rate and --steady-secs must be positive");
+    }
+    if o.nodes == 0 || (o.nodes > 1 && o.database_url.is_none()) {
+        bail!(
+            "--nodes must be at least 1, and more than one node needs --database-url (they share a PostgreSQL database)"
+        );
+    }
+    if let Some(url) = &o.database_url
+        && !url.starts_with("postgres://")
+        && !url.starts_with("postgresql://")
+    {
+        bail!("--database-url must be a postgres:// URL (the default, without it, is SQLite)");
+    }
+    if o.database_url.is_some() && o.wants(Scenario::Prefill) && o.only.len() > 1 {
+        // `prefill` writes an SQLite file directly; it is left out rather than run on SQLite.
+        o.only.retain(|s| *s != Scenario::Prefill);
+    } else if o.database_url.is_some() && o.wants(Scenario::Prefill) {
+        bail!("the prefill scenario writes an SQLite file directly; run it without --database-url");
     }
     Ok(Mode::Bench(o))
 }

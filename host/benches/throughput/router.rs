@@ -22,16 +22,26 @@ impl Router {
     /// Starts `bin` on `dir/data` and waits until it answers `/healthz`. Starting again on the
     /// same `dir` restarts on the same data.
     pub async fn start(bin: &Path, dir: &Path) -> anyhow::Result<Self> {
+        Self::start_on(bin, dir, None).await
+    }
+
+    /// `start`, on the PostgreSQL database `database_url` when given (nodes sharing it share
+    /// the secrets key too).
+    pub async fn start_on(bin: &Path, dir: &Path, database_url: Option<&str>) -> anyhow::Result<Self> {
         // The port is picked here rather than by the router, which would not say which it took
         // at log level warn.
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let config = dir.join("switchyard.toml");
         // The operator's view: default retry schedule, poll intervals and limits; loopback
         // destinations allowed, and a tenant ingest quota far above anything measured here.
+        let shared = match database_url {
+            Some(url) => format!("database_url = \"{url}\"\n[secrets]\nkey = \"{SECRETS_KEY}\"\n"),
+            None => String::new(),
+        };
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nadmin_token = \"{TOKEN}\"\n\
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nadmin_token = \"{TOKEN}\"\n{shared}\
                  [delivery]\nallowed_cidrs = [\"127.0.0.1/32\"]\n\
                  [tenant_defaults]\ningest_rate = 1000000.0\ningest_burst = 1000000\n",
                 data_dir(dir).display()
@@ -131,6 +141,105 @@ impl Router {
             0 => String::new(),
             n => format!("; router log:\n{}", lines[n.saturating_sub(20)..].join("\n")),
         }
+    }
+}
+
+/// The secrets key of routers sharing a database: each opens what another sealed.
+const SECRETS_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+/// The routers of one run: one, or `--nodes` of them on one fresh PostgreSQL database.
+pub struct Deployment {
+    pub routers: Vec<Router>,
+    /// Each router's own directory (data, config, log).
+    _dirs: Vec<tempfile::TempDir>,
+    database: Option<BenchDatabase>,
+}
+
+impl Deployment {
+    /// `nodes` routers of `bin`: on a new database on the server at `server` when given
+    /// (required for more than one), each on its own SQLite file otherwise.
+    pub async fn start(bin: &Path, nodes: usize, server: Option<&str>) -> anyhow::Result<Self> {
+        let database = match server {
+            Some(server) => Some(BenchDatabase::create(server).await?),
+            None => None,
+        };
+        let mut routers = Vec::new();
+        let mut dirs = Vec::new();
+        for _ in 0..nodes {
+            let dir = tempfile::tempdir()?;
+            routers.push(Router::start_on(bin, dir.path(), database.as_ref().map(|d| d.url.as_str())).await?);
+            dirs.push(dir);
+        }
+        Ok(Self { routers, _dirs: dirs, database })
+    }
+
+    /// `Router::setup` through the first node; then waits until every node runs the routes.
+    pub async fn setup(&self, plugin: &str, destination: &str) -> anyhow::Result<()> {
+        self.routers[0].setup(plugin, destination).await?;
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+        for router in &self.routers[1..] {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let versions: serde_json::Value = http
+                    .get(format!("{}/v1/tenants/bench/routes/versions", router.base))
+                    .bearer_auth(TOKEN)
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                if versions["live"].as_i64().is_some() {
+                    break;
+                }
+                ensure!(Instant::now() < deadline, "{} never ran the routes applied through another node", router.base);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn bases(&self) -> Vec<String> {
+        self.routers.iter().map(|r| r.base.clone()).collect()
+    }
+
+    /// `Router::check` with every node's log.
+    pub fn check<T>(&self, result: anyhow::Result<T>) -> anyhow::Result<T> {
+        result.map_err(|e| anyhow::anyhow!("{e:#}{}", self.routers.iter().map(|r| r.log_tail()).collect::<String>()))
+    }
+
+    /// Stops every node, then drops the database.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        for router in self.routers {
+            router.stop().await?;
+        }
+        if let Some(db) = self.database {
+            db.drop_database().await?;
+        }
+        Ok(())
+    }
+}
+
+/// A database of its own on the `--database-url` server, for one run.
+struct BenchDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDatabase {
+    async fn create(server: &str) -> anyhow::Result<Self> {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::PgConnection::connect(server).await.with_context(|| format!("connecting to {server}"))?;
+        let name = format!("switchyard_bench_{}", ulid::Ulid::new().to_string().to_lowercase());
+        conn.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+        let base = server.rsplit_once('/').map_or(server, |(base, _)| base);
+        Ok(Self { server: server.to_owned(), url: format!("{base}/{name}"), name })
+    }
+
+    async fn drop_database(self) -> anyhow::Result<()> {
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::PgConnection::connect(&self.server).await?;
+        conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str()).await?;
+        Ok(())
     }
 }
 

@@ -24,10 +24,10 @@ use utoipa::ToSchema;
 use super::{ApiError, ApiJson, ApiPath, AppState, ErrorBody};
 use crate::config::Config;
 use crate::event::{Event, EventId};
-use crate::routes::{NAME_RULE, valid_name};
+use crate::routes::{self, NAME_RULE, valid_name};
 use crate::runtime::LogLine;
 use crate::runtime::{self, RuntimeError, WORLD};
-use crate::store::{NewPluginVersion, PluginVersion, PluginVersionMeta, Tenant};
+use crate::store::{Change, NewPluginVersion, PluginVersion, PluginVersionMeta, Tenant};
 
 pub fn router(config: &Config) -> Router<AppState> {
     Router::new()
@@ -115,8 +115,10 @@ pub(super) async fn upload(
     })?;
     let new = NewPluginVersion { sha256: &validated.sha256, world: WORLD, imports: &validated.imports, wasm: &wasm };
     let meta = {
-        // Counted again under the lock: two concurrent uploads cannot both take the last slot.
+        // Counted again under the lock (this node's, and the tenant's in the database for
+        // uploads through other nodes): two concurrent uploads cannot both take the last slot.
         let _guard = state.routes.lock_changes().await;
+        let _shared = state.store.lock_changes(&tenant.id).await?;
         check_plugin_quota(&state, &tenant, &name).await?;
         state.store.insert_plugin_version(&tenant.id, &name, &new).await?
     };
@@ -215,9 +217,14 @@ pub(super) async fn delete(
     ApiPath((tenant, name, version)): ApiPath<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let tenant = state.tenant(&tenant).await?;
-    // Under the apply lock, so no route version can pin this one between check and delete.
+    // Under the apply lock, so no route version can pin this one between check and delete;
+    // and under the tenant's lock in the database, against applies through other nodes.
     let _guard = state.routes.lock_changes().await;
+    let _shared = state.store.lock_changes(&tenant.id).await?;
     let meta = find_version(&state, &tenant, &name, &version).await?.meta;
+    // The live routes as stored, not as this node last heard: another node may have just
+    // applied a version that pins this plugin.
+    routes::reload_tenant(&tenant.id, &state.store, &state.runtime, &state.routes).await?;
     if let Some(route) = state.routes.route_using(&tenant.id, &meta.id) {
         return Err(ApiError::Conflict(format!(
             "{name}@{} is used by live route {route:?}; apply routes without it first",
@@ -226,6 +233,7 @@ pub(super) async fn delete(
     }
     state.store.delete_plugin_version(&tenant.id, &name, meta.version).await?;
     state.runtime.forget(&meta.id);
+    state.store.announce(Change::PluginDeleted(meta.id.clone())).await;
     // Still under the lock, so an upload of the same bytes cannot store its version between
     // this check and the removal (uploads insert under it too).
     if !state.store.plugin_sha_in_use(&meta.sha256).await? {

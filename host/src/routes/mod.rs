@@ -276,6 +276,9 @@ pub async fn apply(
     table: &RouteTable,
 ) -> Result<Applied, ApplyError> {
     let _guard = table.lock_changes().await;
+    // Other nodes apply too: comparing with the latest stored version, numbering the next
+    // and installing happen under the tenant's lock in the database as well.
+    let _shared = store.lock_changes(tenant).await?;
     // A document read back through the API carries fingerprints in place of secrets.
     let doc = secrets::restore(doc, tenant, store).await?;
     let (resolved, routes) = compile(&doc, tenant, &rules, store, runtime).await?;
@@ -291,6 +294,7 @@ pub async fn apply(
         .upsert_destinations(tenant, &destination_settings(&resolved), rules.secret_rotation_grace.as_millis() as i64)
         .await?;
     table.install(tenant, TenantRoutes { version: row.version, routes });
+    store.announce(crate::store::Change::Routes(tenant.clone())).await;
     Ok(Applied { version: row.version, unchanged: false, document: resolved })
 }
 
@@ -315,6 +319,49 @@ fn destination_settings(doc: &RouteDocument) -> Vec<DestinationSettings> {
 /// (e.g. a plugin artifact was lost and cannot be rebuilt) is logged and skipped, so one
 /// tenant cannot stop the router from starting; its events wait as pending.
 pub async fn load_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable) -> Result<(), StoreError> {
+    for row in store.latest_route_sets().await? {
+        load_stored(&row, store, runtime, table).await;
+    }
+    Ok(())
+}
+
+/// Loads the tenant's latest stored version if it is newer than the live one: another node
+/// applied or rolled back. Compiled (or read from this node's artifact cache) before it goes
+/// live, so events keep running the previous version until then. Call under
+/// `RouteTable::lock_changes`.
+pub async fn reload_tenant(
+    tenant: &TenantId,
+    store: &Store,
+    runtime: &Arc<Runtime>,
+    table: &RouteTable,
+) -> Result<bool, StoreError> {
+    let Some(row) = store.latest_route_set(tenant).await? else { return Ok(false) };
+    Ok(is_newer(&row, table) && load_stored(&row, store, runtime, table).await)
+}
+
+/// `reload_tenant` for every tenant (the periodic reconcile); returns how many changed.
+pub async fn reload_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable) -> Result<usize, StoreError> {
+    let mut changed = 0;
+    for row in store.latest_route_sets().await? {
+        if is_newer(&row, table) && load_stored(&row, store, runtime, table).await {
+            changed += 1;
+        }
+    }
+    Ok(changed)
+}
+
+fn is_newer(row: &crate::store::RouteSetRow, table: &RouteTable) -> bool {
+    table.failed_to_load(&row.tenant_id) || table.get(&row.tenant_id).is_none_or(|live| live.version < row.version)
+}
+
+/// Compiles a stored version and makes it live; false (logged, the tenant marked unloaded)
+/// if it does not load.
+async fn load_stored(
+    row: &crate::store::RouteSetRow,
+    store: &Store,
+    runtime: &Arc<Runtime>,
+    table: &RouteTable,
+) -> bool {
     let unlimited = TenantPolicy {
         max_routes: u32::MAX,
         max_steps_per_route: u32::MAX,
@@ -322,34 +369,35 @@ pub async fn load_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable)
         grants: crate::config::Capability::ALL.to_vec(),
         ..TenantPolicy::default()
     };
-    for row in store.latest_route_sets().await? {
-        let doc: RouteDocument = match serde_json::from_str(&row.document) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!(tenant = %row.tenant_id, version = row.version, "stored routes unreadable: {e}");
-                table.mark_unloaded(&row.tenant_id);
-                continue;
-            }
-        };
-        // Private destinations were checked when the version was applied; the delivery
-        // client checks again at connect time, so a later policy change still holds. Quotas
-        // and grants were checked at apply too: a live version keeps running as it was.
-        let rules = Rules {
-            addresses: AddressPolicy { allow_all: true, allowed: Vec::new() },
-            policy: &unlimited,
-            secret_rotation_grace: std::time::Duration::ZERO,
-        };
-        match compile(&doc, &row.tenant_id, &rules, store, runtime).await {
-            Ok((_, routes)) => table.install(&row.tenant_id, TenantRoutes { version: row.version, routes }),
-            Err(e) => {
-                tracing::error!(
-                    tenant = %row.tenant_id,
-                    version = row.version,
-                    "stored routes do not load; the tenant's events wait until a version is applied: {e:?}"
-                );
-                table.mark_unloaded(&row.tenant_id);
-            }
+    let doc: RouteDocument = match serde_json::from_str(&row.document) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(tenant = %row.tenant_id, version = row.version, "stored routes unreadable: {e}");
+            table.mark_unloaded(&row.tenant_id);
+            return false;
+        }
+    };
+    // Private destinations were checked when the version was applied; the delivery
+    // client checks again at connect time, so a later policy change still holds. Quotas
+    // and grants were checked at apply too: a live version keeps running as it was.
+    let rules = Rules {
+        addresses: AddressPolicy { allow_all: true, allowed: Vec::new() },
+        policy: &unlimited,
+        secret_rotation_grace: std::time::Duration::ZERO,
+    };
+    match compile(&doc, &row.tenant_id, &rules, store, runtime).await {
+        Ok((_, routes)) => {
+            table.install(&row.tenant_id, TenantRoutes { version: row.version, routes });
+            true
+        }
+        Err(e) => {
+            tracing::error!(
+                tenant = %row.tenant_id,
+                version = row.version,
+                "stored routes do not load; the tenant's events wait until a version is applied: {e:?}"
+            );
+            table.mark_unloaded(&row.tenant_id);
+            false
         }
     }
-    Ok(())
 }

@@ -8,7 +8,7 @@ use sqlx::QueryBuilder;
 
 use super::dialect::Dialect;
 use super::writer::AttemptDone;
-use super::{Result, Store, Tx, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
+use super::{Lease, Result, Store, Tx, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
 use crate::event::{DeliveryId, EventId, TenantId};
 
 /// A delivery to queue when an event is processed.
@@ -162,13 +162,17 @@ impl NewDelivery {
 }
 
 /// Queues deliveries in multi-row statements; each is leased when memory holds it.
-pub(super) async fn insert_deliveries(tx: &mut Tx<'_>, rows: &[(&NewDelivery, Option<i64>)], now: i64) -> Result<()> {
-    // 14 binds a row: 1,000 rows stay below SQLite's 32,766.
+pub(super) async fn insert_deliveries(
+    tx: &mut Tx<'_>,
+    rows: &[(&NewDelivery, Option<Lease<'_>>)],
+    now: i64,
+) -> Result<()> {
+    // 15 binds a row: 1,000 rows stay below SQLite's 32,766.
     for chunk in rows.chunks(1000) {
         on_tx!(&mut *tx, c => {
         let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO deliveries (id, tenant_id, event_id, route, url, secret, event_type, content_type, body,
-                                     next_attempt_at, lease_until, created_at, updated_at, traceparent, status) ",
+                                     next_attempt_at, lease_until, lease_owner, created_at, updated_at, traceparent, status) ",
         );
         q.push_values(chunk, |mut row, (d, lease)| {
             row.push_bind(&d.id)
@@ -183,7 +187,8 @@ pub(super) async fn insert_deliveries(tx: &mut Tx<'_>, rows: &[(&NewDelivery, Op
                 .push_bind(&d.content_type)
                 .push_bind(&d.body)
                 .push_bind(d.not_before)
-                .push_bind(*lease)
+                .push_bind(lease.map(|l| l.until))
+                .push_bind(lease.map(|l| l.owner))
                 .push_bind(now)
                 .push_bind(now)
                 .push_bind(&d.traceparent)
@@ -233,7 +238,7 @@ pub(super) async fn record_attempts(tx: &mut Tx<'_>, attempts: &[&AttemptDone], 
         });
         q.push(
             ") UPDATE deliveries SET status = v.column2, attempts = v.column3, tries = tries + 1,
-                 next_attempt_at = COALESCE(v.column4, next_attempt_at), lease_until = NULL,
+                 next_attempt_at = COALESCE(v.column4, next_attempt_at), lease_until = NULL, lease_owner = NULL,
                  last_status = v.column5, last_error = v.column6, updated_at = ",
         );
         q.push_bind(now).push(" FROM v WHERE deliveries.id = v.column1");
@@ -247,7 +252,7 @@ pub(super) async fn record_attempts(tx: &mut Tx<'_>, attempts: &[&AttemptDone], 
 /// is open): due again at `at`, and the try is not counted.
 pub(super) async fn defer(tx: &mut Tx<'_>, id: &DeliveryId, at: i64) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "UPDATE deliveries SET next_attempt_at = $1, lease_until = NULL WHERE id = $2 AND status = 'pending'",
+        "UPDATE deliveries SET next_attempt_at = $1, lease_until = NULL, lease_owner = NULL WHERE id = $2 AND status = 'pending'",
     )
     .bind(at)
     .bind(id)
@@ -261,7 +266,7 @@ pub(super) async fn defer(tx: &mut Tx<'_>, id: &DeliveryId, at: i64) -> Result<(
 /// disabled). It can be replayed once the destination is enabled again.
 pub(super) async fn dead_letter(tx: &mut Tx<'_>, id: &DeliveryId, reason: &str, now: i64) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "UPDATE deliveries SET status = 'dead', lease_until = NULL, last_error = $1, updated_at = $2
+        "UPDATE deliveries SET status = 'dead', lease_until = NULL, lease_owner = NULL, last_error = $1, updated_at = $2
          WHERE id = $3 AND status = 'pending'",
     )
     .bind(reason)
@@ -287,10 +292,9 @@ impl Store {
     ) -> Result<Vec<DeliveryJob>> {
         let skip_tenants = serde_json::to_string(skip_tenants).expect("ids serialise");
         let now = now_ms();
-        let mut tx = self.db.begin().await?;
         // Only each tenant's first `limit` due deliveries can make the batch, so only those
         // are read (one index seek per tenant) and numbered.
-        let jobs: Vec<DeliveryJob> = on_tx!(&mut tx, c => {
+        let jobs: Vec<DeliveryJob> = on_pool!(&self.db, c => {
             let sql = format!(
                 "SELECT id, tenant_id, event_id, url, secret, event_type, content_type, body, attempts, tries, traceparent FROM (
                      SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY next_attempt_at, id) AS turn
@@ -298,18 +302,26 @@ impl Store {
                  ) d ORDER BY turn, next_attempt_at LIMIT $2",
                 <DB as Dialect>::DUE_DELIVERY_HEADS
             );
-            sqlx::query_as(&sql).bind(&skip_tenants).bind(i64::from(limit)).bind(now).fetch_all(&mut **c).await?
+            sqlx::query_as(&sql).bind(&skip_tenants).bind(i64::from(limit)).bind(now).fetch_all(c).await?
         });
         let mut jobs = jobs;
         for job in &mut jobs {
             // Only deliveries queued before destinations had rows of their own carry one.
             job.secret = self.keys.open(&job.secret)?;
         }
-        if !jobs.is_empty() {
-            super::lease(&mut tx, "deliveries", jobs.iter().map(|j| j.id.as_str()), lease_until).await?;
-            tx.commit().await?;
+        if jobs.is_empty() {
+            return Ok(jobs);
         }
-        Ok(jobs)
+        // The read took no locks and is not part of the lease's transaction: the lease
+        // re-checks each row (see `store::lease`), and on SQLite a read-then-write
+        // transaction would fail with SQLITE_BUSY_SNAPSHOT whenever the writer committed
+        // in between.
+        let lease = Lease { until: lease_until, owner: &self.node };
+        let mut tx = self.db.begin().await?;
+        let leased = super::lease(&mut tx, "deliveries", jobs.iter().map(|j| j.id.as_str()), lease).await?;
+        tx.commit().await?;
+        // Rows another node leased between the read and the lease are its, not ours.
+        Ok(jobs.into_iter().filter(|j| leased.contains(j.id.as_str())).collect())
     }
 
     /// When the next delivery that no one holds falls due, so the worker can sleep until then.
@@ -368,7 +380,7 @@ impl Store {
     pub async fn replay_delivery(&self, tenant: &TenantId, id: &DeliveryId) -> Result<bool> {
         let now = now_ms();
         let done = on_pool!(&self.db, p => sqlx::query(
-            "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = $1, lease_until = NULL, updated_at = $1
+            "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = $1, lease_until = NULL, lease_owner = NULL, updated_at = $1
              WHERE tenant_id = $2 AND id = $3 AND status != 'pending'",
         )
         .bind(now)
@@ -385,7 +397,7 @@ impl Store {
     pub async fn replay_dead(&self, tenant: &TenantId, filter: &DeadFilter) -> Result<u64> {
         let now = now_ms();
         let sql = format!(
-            "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = $6, lease_until = NULL, updated_at = $6
+            "UPDATE deliveries SET status = 'pending', tries = 0, next_attempt_at = $6, lease_until = NULL, lease_owner = NULL, updated_at = $6
              WHERE {DEAD_MATCH}"
         );
         Ok(on_pool!(&self.db, p => {
@@ -426,19 +438,6 @@ impl Store {
         insert_deliveries(&mut tx, &rows, now).await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// Drops every lease, of deliveries and events. Only for start-up of the single-process
-    /// router: nobody else can be holding one, and waiting for them to expire would only
-    /// delay recovery. Returns (deliveries, events) released.
-    // several nodes: on PostgreSQL other nodes hold leases; a starting node must release only
-    // its own (leases that name their node), or none and let them expire.
-    pub async fn release_leases(&self) -> Result<(u64, u64)> {
-        let release = |table: &'static str| async move {
-            let sql = format!("UPDATE {table} SET lease_until = NULL WHERE lease_until IS NOT NULL");
-            Ok::<_, sqlx::Error>(on_pool!(&self.db, p => sqlx::query(&sql).execute(p).await?.rows_affected()))
-        };
-        Ok((release("deliveries").await?, release("events").await?))
     }
 
     /// Pending and dead deliveries per tenant, for `/metrics`: `(tenant, "pending" | "dead", n)`.

@@ -108,6 +108,7 @@ impl Store {
         for d in list {
             self.forget_destination(tenant, &d.url);
         }
+        self.announce(super::Change::Destinations(tenant.clone())).await;
         Ok(())
     }
 
@@ -230,6 +231,7 @@ impl Store {
             .await
             .map(drop)?);
             self.forget_destination(tenant, url);
+            self.announce(super::Change::Destinations(tenant.clone())).await;
         }
         Ok(reason)
     }
@@ -248,6 +250,21 @@ impl Store {
         .await?
         .rows_affected());
         self.forget_destination(tenant, url);
+        self.announce(super::Change::Destinations(tenant.clone())).await;
         Ok(done > 0)
+    }
+
+    /// Forgets every cached destination (the periodic reconcile).
+    pub fn forget_destinations(&self) {
+        let mut cache = self.caches.destinations.lock().expect("not poisoned");
+        self.caches.destination_writes.fetch_add(1, Ordering::AcqRel);
+        cache.clear();
+    }
+
+    /// Forgets every cached destination of `tenant` (another node changed one).
+    pub fn forget_destinations_of(&self, tenant: &TenantId) {
+        let mut cache = self.caches.destinations.lock().expect("not poisoned");
+        self.caches.destination_writes.fetch_add(1, Ordering::AcqRel);
+        cache.retain(|(t, _), _| t != tenant);
     }
 }

@@ -7,6 +7,7 @@
 //! - A JSON list parameter: `json_each` against `json_array_elements_text`.
 //! - JSON inside a TEXT column: `json_array_length(doc, path)` against `->` on a cast.
 //! - A row's physical key (`rowid` against `ctid`), for the start-up re-sealing pass.
+//! - The database's clock in unix ms, which stamps node heartbeats (see `nodes`).
 
 use sqlx::{Postgres, Sqlite};
 
@@ -26,6 +27,11 @@ pub(super) trait Dialect {
     const ROW_KEY: &'static str;
     /// `WHERE <this>`: the row whose `ROW_KEY` is the first parameter.
     const ROW_KEY_IS_1: &'static str;
+    /// The database's clock, in unix ms (BIGINT).
+    const NOW_MS: &'static str;
+    /// `SELECT id FROM <table> WHERE id IN (...) <this>`, when leasing the rows a poll read:
+    /// on PostgreSQL, rows another node's claim has locked are skipped, not waited for.
+    const SKIP_LOCKED: &'static str;
 }
 
 impl Dialect for Sqlite {
@@ -48,21 +54,24 @@ impl Dialect for Sqlite {
     const ROUTE_COUNT: &'static str = "COALESCE(json_array_length(document, '$.routes'), 0)";
     const ROW_KEY: &'static str = "CAST(rowid AS TEXT)";
     const ROW_KEY_IS_1: &'static str = "rowid = CAST($1 AS INTEGER)";
+    // julianday, not unixepoch('subsec'): the latter needs SQLite 3.42.
+    const NOW_MS: &'static str = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+    // One writer at a time: there is nothing to skip.
+    const SKIP_LOCKED: &'static str = "";
 }
 
 impl Dialect for Postgres {
     const EVENTS_PENDING_INDEX: &'static str = "";
     const EVENTS_BY_TENANT_INDEX: &'static str = "";
-    // several nodes: a plain read, then a lease; two nodes polling together can claim the
-    // same rows. Claims need `FOR UPDATE SKIP LOCKED` (and a lease stamped by the database's
-    // clock) before a second node runs.
+    // A plain read: two nodes polling together can read the same heads. The lease that
+    // follows takes only rows still unleased, `FOR UPDATE SKIP LOCKED` (see `store::lease`).
     const READY_EVENT_HEADS: &'static str = "SELECT head.id FROM tenants w CROSS JOIN LATERAL (
             SELECT id FROM events
             WHERE status = 'pending' AND lease_until IS NULL AND tenant_id = w.id
               AND (retry_at IS NULL OR retry_at <= $3)
             ORDER BY received_at, id LIMIT $2) head
         WHERE w.id NOT IN (SELECT json_array_elements_text(CAST($1 AS json)))";
-    // several nodes: as READY_EVENT_HEADS.
+    // As READY_EVENT_HEADS: the lease decides.
     const DUE_DELIVERY_HEADS: &'static str = "SELECT head.id FROM tenants w CROSS JOIN LATERAL (
             SELECT id FROM deliveries
             WHERE status = 'pending' AND lease_until IS NULL AND tenant_id = w.id
@@ -74,4 +83,7 @@ impl Dialect for Postgres {
             THEN json_array_length(CAST(document AS json) -> 'routes') ELSE 0 END AS BIGINT)";
     const ROW_KEY: &'static str = "CAST(ctid AS TEXT)";
     const ROW_KEY_IS_1: &'static str = "ctid = CAST($1 AS tid)";
+    // clock_timestamp, not now(): now() is the transaction's start.
+    const NOW_MS: &'static str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+    const SKIP_LOCKED: &'static str = "FOR UPDATE SKIP LOCKED";
 }

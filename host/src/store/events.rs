@@ -9,7 +9,7 @@ use sqlx::QueryBuilder;
 use super::deliveries::{DeliveryRow, NewDelivery, insert_deliveries};
 use super::dialect::Dialect;
 use super::writer::Completion;
-use super::{Result, Store, Tx, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
+use super::{Lease, Result, Store, Tx, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
 use crate::event::{Event, EventId, TenantId};
 
 /// An event as ingest hands it to the store.
@@ -154,18 +154,18 @@ pub fn traceparent_of(event: &Event) -> Option<&str> {
 
 pub(super) async fn insert_batch(
     tx: &mut Tx<'_>,
-    batch: &[(&NewEvent, Option<i64>)],
+    batch: &[(&NewEvent, Option<Lease<'_>>)],
     received_at: i64,
 ) -> Result<Vec<InsertOutcome>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
     let mut inserted = HashSet::new();
-    // 11 binds a row, far below SQLite's 32,766.
+    // 12 binds a row, far below SQLite's 32,766.
     for chunk in batch.chunks(1000) {
         let ids: Vec<EventId> = on_tx!(&mut *tx, c => {
         let mut q = QueryBuilder::<DB>::new(
-            "INSERT INTO events (id, tenant_id, source, upstream_id, event_type, time, subject, data, raw, received_at, lease_until, traceparent, status) ",
+            "INSERT INTO events (id, tenant_id, source, upstream_id, event_type, time, subject, data, raw, received_at, lease_until, lease_owner, traceparent, status) ",
         );
         q.push_values(chunk, |mut row, (new, lease)| {
             let ev = &new.event;
@@ -179,7 +179,8 @@ pub(super) async fn insert_batch(
                 .push_bind(&ev.data)
                 .push_bind(&new.raw[..])
                 .push_bind(received_at)
-                .push_bind(*lease)
+                .push_bind(lease.map(|l| l.until))
+                .push_bind(lease.map(|l| l.owner))
                 .push_bind(traceparent_of(ev))
                 .push("'pending'");
         });
@@ -215,7 +216,7 @@ pub(super) async fn insert_batch(
 /// lease and counting the run.
 pub(super) async fn retry(tx: &mut Tx<'_>, event: &EventId, at: i64, error: &str) -> Result<()> {
     on_tx!(tx, c => sqlx::query(
-        "UPDATE events SET lease_until = NULL, retry_at = $1, tries = tries + 1, last_error = $2
+        "UPDATE events SET lease_until = NULL, lease_owner = NULL, retry_at = $1, tries = tries + 1, last_error = $2
          WHERE id = $3 AND status = 'pending'",
     )
     .bind(at)
@@ -230,7 +231,7 @@ pub(super) async fn retry(tx: &mut Tx<'_>, event: &EventId, at: i64, error: &str
 pub(super) async fn complete_batch(
     tx: &mut Tx<'_>,
     completions: &[&Completion],
-    leases: &[Vec<Option<i64>>],
+    leases: &[Vec<Option<Lease<'_>>>],
     now: i64,
 ) -> Result<HashSet<EventId>> {
     let mut moved = HashSet::new();
@@ -246,7 +247,7 @@ pub(super) async fn complete_batch(
             let ids: Vec<EventId> = on_tx!(&mut *tx, c => {
             let mut q = QueryBuilder::<DB>::new("UPDATE events SET status = 'processed', processed_at = ");
             q.push_bind(now).push(", route_version = ").push_bind(version);
-            q.push(", lease_until = NULL, retry_at = NULL WHERE status = 'pending' AND id IN (");
+            q.push(", lease_until = NULL, lease_owner = NULL, retry_at = NULL WHERE status = 'pending' AND id IN (");
             let mut list = q.separated(", ");
             for id in chunk {
                 list.push_bind(*id);
@@ -272,7 +273,7 @@ pub(super) async fn complete_batch(
             q.build().execute(&mut **c).await?;
         });
     }
-    let deliveries: Vec<(&NewDelivery, Option<i64>)> = completions
+    let deliveries: Vec<(&NewDelivery, Option<Lease<'_>>)> = completions
         .iter()
         .zip(leases)
         .filter(|(c, _)| moved.contains(&c.event))
@@ -319,10 +320,9 @@ impl Store {
     ) -> Result<Vec<EventRow>> {
         let skip_tenants = serde_json::to_string(skip_tenants).expect("ids serialise");
         let now = now_ms();
-        let mut tx = self.db.begin().await?;
         // Only each tenant's oldest `limit` ready events can make the batch, so only those are
         // read (one index seek per tenant) and numbered: the cost does not grow with backlogs.
-        let rows: Vec<EventRow> = on_tx!(&mut tx, c => {
+        let rows: Vec<EventRow> = on_pool!(&self.db, c => {
             let sql = format!(
                 "SELECT {COLUMNS} FROM (
                      SELECT *, ROW_NUMBER() OVER (PARTITION BY tenant_id ORDER BY received_at, id) AS turn
@@ -331,18 +331,26 @@ impl Store {
                  ORDER BY e.turn, e.received_at LIMIT $2",
                 <DB as Dialect>::READY_EVENT_HEADS
             );
-            sqlx::query_as(&sql).bind(&skip_tenants).bind(i64::from(limit)).bind(now).fetch_all(&mut **c).await?
+            sqlx::query_as(&sql).bind(&skip_tenants).bind(i64::from(limit)).bind(now).fetch_all(c).await?
         });
-        if !rows.is_empty() {
-            super::lease(&mut tx, "events", rows.iter().map(|r| r.id.as_str()), lease_until).await?;
-            tx.commit().await?;
+        if rows.is_empty() {
+            return Ok(rows);
         }
-        Ok(rows)
+        // The read took no locks and is not part of the lease's transaction: the lease
+        // re-checks each row (see `store::lease`), and on SQLite a read-then-write
+        // transaction would fail with SQLITE_BUSY_SNAPSHOT whenever the writer committed
+        // in between.
+        let lease = Lease { until: lease_until, owner: &self.node };
+        let mut tx = self.db.begin().await?;
+        let leased = super::lease(&mut tx, "events", rows.iter().map(|r| r.id.as_str()), lease).await?;
+        tx.commit().await?;
+        // Rows another node leased between the read and the lease are its, not ours.
+        Ok(rows.into_iter().filter(|r| leased.contains(r.id.as_str())).collect())
     }
 
     /// Gives an event back to the poll (its completion could not be stored).
     pub async fn release_event(&self, id: &EventId) -> Result<()> {
-        on_pool!(&self.db, p => sqlx::query("UPDATE events SET lease_until = NULL WHERE id = $1 AND status = 'pending'")
+        on_pool!(&self.db, p => sqlx::query("UPDATE events SET lease_until = NULL, lease_owner = NULL WHERE id = $1 AND status = 'pending'")
             .bind(id)
             .execute(p)
             .await
@@ -385,7 +393,7 @@ impl Store {
     /// Completes events (unleased deliveries, as `complete_event`) in one transaction, as if
     /// at `now` (unix ms). For tests and tools.
     pub async fn complete_events_at(&self, completions: &[Completion], now: i64) -> Result<()> {
-        let leases: Vec<Vec<Option<i64>>> = completions.iter().map(|c| vec![None; c.deliveries.len()]).collect();
+        let leases: Vec<Vec<Option<Lease<'_>>>> = completions.iter().map(|c| vec![None; c.deliveries.len()]).collect();
         let refs: Vec<&Completion> = completions.iter().collect();
         let mut tx = self.db.begin().await?;
         complete_batch(&mut tx, &refs, &leases, now).await?;

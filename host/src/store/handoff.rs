@@ -6,7 +6,8 @@
 //! stored with a lease (so the database polls leave it alone) and handed over after the
 //! commit; a row that did not is stored without one and is picked up by the poll once there
 //! is room. Either way it was durable first, so a crash between the commit and the handoff
-//! loses nothing: start-up releases every lease and the poll finds the row.
+//! loses nothing: the lease ends with the process (at start-up on SQLite, when its heartbeat
+//! goes stale with several nodes) and a poll finds the row.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;

@@ -15,6 +15,7 @@ mod events;
 pub mod handoff;
 mod keys;
 mod kv;
+mod nodes;
 mod pages;
 mod plugins;
 mod retention;
@@ -24,7 +25,7 @@ mod stats;
 mod tenants;
 mod writer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -40,6 +41,7 @@ pub use destinations::{DestinationRow, DestinationSettings};
 pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteOutcome, RouteResult, traceparent_of};
 pub use keys::{ApiKey, KEY_PREFIX};
 pub use kv::{KvQuota, KvQuotaError, KvReservation, KvUsage};
+pub use nodes::{Change, ChangeListener, ChangeLock, TakenOver};
 pub use pages::{ListFilter, Page, PageCursor};
 pub use plugins::{NewPluginVersion, PluginVersion, PluginVersionMeta};
 pub use retention::PruneCursor;
@@ -77,6 +79,8 @@ pub struct Store {
     caches: Arc<Caches>,
     /// Seals secrets before they are stored and opens them when read (see `secrets`).
     keys: Arc<secrets::Keyring>,
+    /// This process's node id (`node_<hex>`, new at every start): the owner its leases name.
+    node: Arc<str>,
 }
 
 /// What the hot path reads on every event, kept in memory. Every change goes through this
@@ -113,7 +117,7 @@ impl Store {
     /// pending migrations, with the keyring that seals secrets at rest.
     pub async fn open_url(url: &DatabaseUrl, keys: secrets::Keyring) -> Result<Self> {
         let db = Db::connect(url).await?;
-        let store = Self { db, caches: Arc::default(), keys: Arc::new(keys) };
+        let store = Self { db, caches: Arc::default(), keys: Arc::new(keys), node: nodes::new_node_id().into() };
         store.kv_usage_load().await?;
         Ok(store)
     }
@@ -154,20 +158,39 @@ fn create_private_file(path: &Path) -> Result<()> {
     }
 }
 
-/// Leases the rows of `table` (events or deliveries) with these ids until `until`: claimed by
-/// a poll, they are this process's until then.
-async fn lease<'a>(tx: &mut Tx<'_>, table: &str, ids: impl Iterator<Item = &'a str>, until: i64) -> Result<()> {
-    on_tx!(tx, c => {
+/// A lease on a row that memory holds: the node that holds it, and the latest moment it
+/// lasts to. It ends sooner if the node's heartbeat goes stale (see `nodes`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lease<'a> {
+    pub until: i64,
+    pub owner: &'a str,
+}
+
+/// Leases to `lease.owner` those rows of `table` (events or deliveries) with these ids that
+/// are still pending and unleased, and returns their ids. A poll reads candidates without
+/// locks; this is where two nodes polling together are told apart: on PostgreSQL the inner
+/// `FOR UPDATE SKIP LOCKED` passes over rows another claim is leasing right now, and the
+/// re-checked `lease_until IS NULL` over rows one already leased.
+async fn lease<'a>(
+    tx: &mut Tx<'_>,
+    table: &str,
+    ids: impl Iterator<Item = &'a str>,
+    lease: Lease<'_>,
+) -> Result<HashSet<String>> {
+    let leased: Vec<String> = on_tx!(tx, c => {
         let mut q = sqlx::QueryBuilder::<DB>::new(format!("UPDATE {table} SET lease_until = "));
-        q.push_bind(until).push(" WHERE id IN (");
+        q.push_bind(lease.until).push(", lease_owner = ").push_bind(lease.owner);
+        q.push(format!(
+            " WHERE id IN (SELECT id FROM {table} WHERE status = 'pending' AND lease_until IS NULL AND id IN ("
+        ));
         let mut list = q.separated(", ");
         for id in ids {
             list.push_bind(id);
         }
-        q.push(")");
-        q.build().execute(&mut **c).await?;
+        q.push(format!(") {}) RETURNING id", <DB as dialect::Dialect>::SKIP_LOCKED));
+        q.build_query_scalar().fetch_all(&mut **c).await?
     });
-    Ok(())
+    Ok(leased.into_iter().collect())
 }
 
 /// Milliseconds since the Unix epoch, the store's clock unit.
@@ -318,6 +341,8 @@ mod time_tests {
         assert_eq!(serde_json::to_value(&back).unwrap(), json);
     }
 }
+#[cfg(test)]
+mod nodes_tests;
 #[cfg(test)]
 mod schema_tests;
 #[cfg(test)]

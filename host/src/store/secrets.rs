@@ -198,9 +198,11 @@ impl Store {
     /// values sealed under a previous key (a rotation). Run at start-up, before anything
     /// reads them; one transaction, so a crash leaves the old state, which the next start
     /// re-seals again. Returns how many values changed.
-    // several nodes: a node starting while others write can overwrite a secret changed
-    // between this read and its write; nodes should reseal under an advisory lock, or only
-    // the node that migrates.
+    //
+    // Other nodes may write while one starts. Rows are updated by physical key, which is what
+    // keeps this safe on PostgreSQL: a row another node changed after this read has a new
+    // `ctid`, so the write here matches nothing and the other node's value (sealed under the
+    // shared key) stays. On SQLite there is one process.
     pub async fn reseal_secrets(&self) -> Result<usize, StoreError> {
         let keys = &self.keys;
         let prefix = format!("{}%", keys.current_prefix());

@@ -103,6 +103,7 @@ impl Store {
         .await
         .map(drop)?);
         self.forget_sources();
+        self.announce(super::Change::Sources).await;
         Ok(self.source(tenant, name).await?.expect("just written"))
     }
 
@@ -129,8 +130,9 @@ impl Store {
         Ok(Some((t, s)))
     }
 
-    /// After any source write: the next ingest reads sources from the database again.
-    fn forget_sources(&self) {
+    /// After any source write, here or on another node: the next ingest reads sources from
+    /// the database again.
+    pub fn forget_sources(&self) {
         let mut cache = self.caches.sources.lock().expect("not poisoned");
         self.caches.source_writes.fetch_add(1, Ordering::AcqRel);
         cache.clear();
@@ -182,6 +184,7 @@ impl Store {
             .await?
             .rows_affected());
         self.forget_sources();
+        self.announce(super::Change::Sources).await;
         Ok(done > 0)
     }
 }

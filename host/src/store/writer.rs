@@ -26,9 +26,11 @@ use super::{
 };
 use crate::event::{DeliveryId, EventId, TenantId};
 
-/// How long an event or delivery handed over in memory stays leased: longer than the longest
-/// attempt (twice the 5-minute destination timeout ceiling). On SQLite nothing but a restart
-/// ends a lease (start-up releases them all), so this only matters to other nodes.
+/// The longest an event or delivery handed over in memory stays leased (`lease_until`):
+/// longer than the longest attempt (twice the 5-minute destination timeout ceiling). A lease
+/// ends sooner when its node dies (`store::nodes`); on SQLite, start-up releases them all.
+/// Past it, the periodic reconcile of several nodes releases the row even from a live node
+/// (a row memory lost track of), so it bounds how long anything can stay held.
 pub const LEASE: Duration = Duration::from_secs(15 * 60);
 
 /// What one pipeline run decided for one event.
@@ -423,14 +425,15 @@ async fn write(
     let mut done = Committed::default();
 
     // Ingest: one multi-row insert.
-    let ingests: Vec<(&NewEvent, Option<i64>)> = ops
+    let lease = super::Lease { until: lease_until, owner: parts.store.node() };
+    let ingests: Vec<(&NewEvent, Option<super::Lease<'_>>)> = ops
         .iter()
         .filter_map(|op| match op {
             Op::Ingest { event, .. } => Some(event),
             _ => None,
         })
         .zip(event_slots)
-        .map(|(e, slot)| (e, slot.then_some(lease_until)))
+        .map(|(e, slot)| (e, slot.then_some(lease)))
         .collect();
     let outcomes = super::events::insert_batch(&mut tx, &ingests, now).await?;
 
@@ -457,9 +460,9 @@ async fn write(
         })
         .collect();
     let mut dslots = delivery_slots.iter();
-    let leases: Vec<Vec<Option<i64>>> = completions
+    let leases: Vec<Vec<Option<super::Lease<'_>>>> = completions
         .iter()
-        .map(|c| c.deliveries.iter().map(|_| dslots.next().expect("one per delivery").then_some(lease_until)).collect())
+        .map(|c| c.deliveries.iter().map(|_| dslots.next().expect("one per delivery").then_some(lease)).collect())
         .collect();
     let claimed = super::events::complete_batch(&mut tx, &completions, &leases, now).await?;
 
@@ -534,7 +537,8 @@ async fn write(
 
 /// An op that failed on its own, too. Ingest answers the error (nothing was stored). A
 /// completion's event is released to the poll, to be processed again. An attempt's
-/// delivery is left leased until the next start, when it is attempted again (at-least-once);
+/// delivery is left leased until its node stops (or the lease's `LEASE` runs out), when it is
+/// attempted again (at-least-once);
 /// kv writes are dropped with the error logged, as a failed call's would be.
 async fn give_up(parts: &WriterParts, op: Op, e: &StoreError) {
     match op {

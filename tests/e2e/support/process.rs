@@ -58,8 +58,12 @@ impl Process {
             ),
         )
         .unwrap();
-        // On PostgreSQL, the database recorded in `dir` (see `database`), by the command line.
-        let database = super::database::url_for(dir).await.map(|url| ["--database-url".to_owned(), url]);
+        // On PostgreSQL, the database recorded in `dir` (see `database`), by the command line,
+        // unless the caller names one (several nodes on one database).
+        let database = match args.contains(&"--database-url") {
+            true => None,
+            false => super::database::url_for(dir).await.map(|url| ["--database-url".to_owned(), url]),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
             .args(["serve", "--config"])
             .arg(&config)

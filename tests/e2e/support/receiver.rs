@@ -37,6 +37,8 @@ impl Delivery {
 struct Inner {
     seen: Vec<Delivery>,
     script: VecDeque<u16>,
+    /// How long each answer takes (a slow receiver); recorded on arrival, answered after.
+    delay: Duration,
 }
 
 #[derive(Clone)]
@@ -62,6 +64,13 @@ impl Receiver {
     /// The next requests get these status codes, in order; after that, 200.
     pub fn respond_with(&self, statuses: &[u16]) {
         self.inner.lock().unwrap().script.extend(statuses);
+    }
+
+    /// Answers every request after `delay` (each is recorded when it arrives). Used by the
+    /// several-nodes suite (`tests/nodes`), which shares these helpers.
+    #[allow(dead_code)]
+    pub fn answer_after(&self, delay: Duration) {
+        self.inner.lock().unwrap().delay = delay;
     }
 
     /// Forgets the rest of the scripted answers: from now on, 200.
@@ -111,8 +120,14 @@ async fn record(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let mut inner = inner.lock().unwrap();
-    let code = inner.script.pop_front().unwrap_or(200);
-    inner.seen.push(Delivery { path: uri.path().to_owned(), answered: code, headers, body, at: Instant::now() });
+    let (code, delay) = {
+        let mut inner = inner.lock().unwrap();
+        let code = inner.script.pop_front().unwrap_or(200);
+        inner.seen.push(Delivery { path: uri.path().to_owned(), answered: code, headers, body, at: Instant::now() });
+        (code, inner.delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     StatusCode::from_u16(code).unwrap()
 }

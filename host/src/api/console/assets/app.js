@@ -32,6 +32,7 @@ async function render() {
   const { page, nav, arg, query } = parseHash();
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === nav);
   const seq = ++renderSeq;
+  const hash = location.hash;
   const ctx = {
     tenant: session.tenant,
     arg,
@@ -43,11 +44,17 @@ async function render() {
     refresh: () => render(),
   };
   replace(root, h('p', { class: 'muted' }, 'Loading…'));
-  // Says which page is fully drawn (tests and scripts wait for it).
+  // Says which page, at which hash, is fully drawn. Tests and scripts wait for both: a link
+  // on the page before a filter is also on the page after it, so a selector alone can match
+  // the old page in the moment before the new render starts.
   delete root.dataset.ready;
+  delete root.dataset.hash;
   try {
     await PAGES[page].render(ctx);
-    if (ctx.current()) root.dataset.ready = page;
+    if (ctx.current()) {
+      root.dataset.hash = hash;
+      root.dataset.ready = page;
+    }
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) { session.signOut(); return showSignIn('Your token is no longer accepted; sign in again.'); }
     if (ctx.current()) replace(root, h('div', { class: 'card' }, h('p', { class: 'error' }, e.message)));
