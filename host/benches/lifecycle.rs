@@ -6,7 +6,10 @@
 //!   new component and for bytes the artifact cache already holds;
 //! - reload latency: PUT of a new route version until the 200, which is answered after the
 //!   version is live; plus, separately, how soon an event sent right after the answer runs
-//!   on the new version (it always should: the swap happens before the answer).
+//!   on the new version (it always should: the swap happens before the answer);
+//! - with `--database-url postgres://...` (a server: the bench creates a database there and
+//!   drops it after), propagation between two nodes: a route version applied through node A
+//!   until node B runs it (B's `routes/versions` says `live`), polled without a pause.
 
 #[path = "../../tests/e2e/support/plugins.rs"]
 mod plugins;
@@ -23,10 +26,14 @@ const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut rounds = 30usize;
+    let mut server = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        if a == "--rounds" {
-            rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(rounds);
+        match a.as_str() {
+            "--rounds" => rounds = args.next().and_then(|v| v.parse().ok()).unwrap_or(rounds),
+            "--database-url" => server = args.next(),
+            "--bench" => {}
+            other => anyhow::bail!("unknown argument {other:?}; options: --rounds N --database-url postgres://..."),
         }
     }
     let dir = tempfile::tempdir()?;
@@ -37,7 +44,7 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let shutdown = CancellationToken::new();
-    let server = tokio::spawn(switchyard::run(config, listener, shutdown.clone()));
+    let server_task = tokio::spawn(switchyard::run(config, listener, shutdown.clone()));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let http = reqwest::Client::new();
     let call = |m: reqwest::Method, p: &str| http.request(m, format!("{base}{p}")).bearer_auth(TOKEN);
@@ -128,8 +135,88 @@ async fn main() -> anyhow::Result<()> {
     println!("  next event processed on the new version, from its POST: {}", summary(&mut first_event));
 
     shutdown.cancel();
-    server.await??;
+    server_task.await??;
+    if let Some(server) = server {
+        propagation(&server, rounds).await?;
+    }
     Ok(())
+}
+
+/// Two nodes on a fresh PostgreSQL database on `server`: how long a route version applied
+/// through node A takes to be live on node B.
+async fn propagation(server: &str, rounds: usize) -> anyhow::Result<()> {
+    use sqlx::{Connection, Executor};
+    let name = format!("switchyard_bench_{}", ulid::Ulid::new().to_string().to_lowercase());
+    sqlx::PgConnection::connect(server).await?.execute(format!("CREATE DATABASE {name}").as_str()).await?;
+    let url = format!("{}/{name}", server.rsplit_once('/').map_or(server, |(base, _)| base));
+    let result = async {
+        let mut nodes = Vec::new();
+        for _ in 0..2 {
+            let dir = tempfile::tempdir()?;
+            let mut config =
+                Config { data_dir: dir.path().to_owned(), admin_token: Some(TOKEN.into()), ..Config::default() };
+            config.database_url = Some(url.clone());
+            config.secrets.key = Some("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".into());
+            config.delivery.allowed_cidrs = vec!["127.0.0.1/32".parse()?];
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let base = format!("http://{}", listener.local_addr()?);
+            let shutdown = CancellationToken::new();
+            let task = tokio::spawn(switchyard::run(config, listener, shutdown.clone()));
+            nodes.push((base, shutdown, task, dir));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let http = reqwest::Client::new();
+        let (a, b) = (&nodes[0].0, &nodes[1].0);
+        let call = |m: reqwest::Method, base: &str, p: &str| http.request(m, format!("{base}{p}")).bearer_auth(TOKEN);
+        call(reqwest::Method::POST, a, "/v1/tenants")
+            .json(&json!({"name": "bench"}))
+            .send()
+            .await?
+            .error_for_status()?;
+        call(reqwest::Method::PUT, a, "/v1/tenants/bench/sources/crm")
+            .json(&json!({"format": "crm", "auth": {"type": "none"}}))
+            .send()
+            .await?
+            .error_for_status()?;
+        let (mut from_start, mut from_answer) = (Vec::new(), Vec::new());
+        for n in 0..rounds {
+            let doc = json!({"routes": [{
+                "name": "r", "match": {"sources": ["crm"]},
+                "destinations": [{"url": format!("http://127.0.0.1:9/v{n}"), "secret": SECRET}],
+            }]});
+            let t = Instant::now();
+            let applied: Value = call(reqwest::Method::PUT, a, "/v1/tenants/bench/routes")
+                .json(&doc)
+                .send()
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+            let answered = Instant::now();
+            let version = applied["version"].as_i64().unwrap_or_default();
+            loop {
+                let versions: Value =
+                    call(reqwest::Method::GET, b, "/v1/tenants/bench/routes/versions").send().await?.json().await?;
+                if versions["live"].as_i64() == Some(version) {
+                    break;
+                }
+                anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "node B never ran version {version}");
+            }
+            from_start.push(t.elapsed());
+            from_answer.push(answered.elapsed());
+        }
+        println!("  propagation to a second node on PostgreSQL, from the apply's PUT: {}", summary(&mut from_start));
+        println!("  propagation to a second node, from the apply's 200 on the first: {}", summary(&mut from_answer));
+        for (_, shutdown, task, _dir) in nodes {
+            shutdown.cancel();
+            task.await??;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let mut admin = sqlx::PgConnection::connect(server).await?;
+    admin.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await?;
+    result
 }
 
 fn ms(d: Duration) -> f64 {

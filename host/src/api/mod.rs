@@ -41,14 +41,14 @@ pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub mod types {
     pub use super::deliveries::{DeliveryPage, ReplayReport, Requeued, Skipped};
     pub use super::destinations::{DestinationList, DestinationStatus, DestinationView};
-    pub use super::events::EventPage;
+    pub use super::events::{EventDetail, EventPage, EventSummary};
     pub use super::fixtures::FixtureList;
     pub use super::keys::{CreatedKey, KeyList};
     pub use super::plugins::{PluginList, PluginVersions, Uploaded};
-    pub use super::routes::{RouteDiff, RouteVersionList};
+    pub use super::routes::{RouteDiff, RouteVersion, RouteVersionList, RoutesApplied};
     pub use super::tenants::{SourceList, SourceView, TenantList};
     pub use crate::store::{
-        ApiKey, AttemptRow, DeliveryDetail, DeliveryRow, DeliveryStatus, DestinationRow, EventDetail, EventRow,
+        ApiKey, AttemptRow, DeliveryDetail, DeliveryRow, DeliveryStatus, DestinationRow, EventStatus,
         PluginVersionMeta, RouteOrigin, RouteOutcome, RouteResult, RouteVersionSummary, Tenant,
     };
 }

@@ -58,7 +58,7 @@ pub(super) async fn serve() -> impl IntoResponse {
         stats::show,
     ),
     // Schemas only a query parameter names (utoipa registers the rest from the handlers).
-    components(schemas(ErrorBody, events::EventStatus)),
+    components(schemas(ErrorBody, crate::store::EventStatus)),
     modifiers(&Contract),
     security(("bearer" = [])),
     tags(

@@ -26,21 +26,21 @@ pub fn router() -> Router<AppState> {
 }
 
 /// What an apply (or a rollback) made live.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct RoutesApplied {
     /// The live version: new, or the current one when `unchanged`.
     pub version: i64,
     /// The document was identical to the live one, so no version was created.
     pub unchanged: bool,
     /// The version a rollback copied.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub rolled_back_to: Option<i64>,
     /// As resolved (plugin versions pinned), destination secrets as fingerprints.
     pub document: RouteDocument,
 }
 
 /// A stored version, destination secrets as fingerprints.
-#[derive(Serialize, ToSchema)]
+#[derive(Serialize, Deserialize, ToSchema)]
 pub struct RouteVersion {
     pub version: i64,
     pub origin: RouteOrigin,

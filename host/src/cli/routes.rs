@@ -6,8 +6,8 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use super::client::{Body, CliError, Client, Result, decode};
-use super::output::{Output, cell, outln, pretty, print_rows, show, time};
-use switchyard::api::types::{RouteDiff, RouteVersionList};
+use super::output::{Output, outln, pretty, print_rows, show, time};
+use switchyard::api::types::{RouteDiff, RouteVersion, RouteVersionList, RoutesApplied};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -48,11 +48,12 @@ pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> 
                 std::fs::read(&file).map_err(|e| CliError::Local(format!("reading {}: {e}", file.display())))?;
             let v = client.put(&["v1", "tenants", &tenant, "routes"], Body::Raw { bytes, content_type }).await?;
             if !out.json(&v) {
-                let routes = v["document"]["routes"].as_array().map_or(0, Vec::len);
-                if v["unchanged"] == true {
-                    outln!("Routes of {tenant} unchanged: version {} is live", cell(&v["version"]));
+                let applied: RoutesApplied = decode(v)?;
+                let (version, routes) = (applied.version, applied.document.routes.len());
+                if applied.unchanged {
+                    outln!("Routes of {tenant} unchanged: version {version} is live");
                 } else {
-                    outln!("Applied routes of {tenant}: version {} is live ({routes} routes)", cell(&v["version"]));
+                    outln!("Applied routes of {tenant}: version {version} is live ({routes} routes)");
                 }
             }
         }
@@ -86,8 +87,9 @@ pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> 
                 None => client.get(&["v1", "tenants", &tenant, "routes"]).await?,
             };
             if !out.json(&v) {
-                outln!("# version {}, applied {}", cell(&v["version"]), cell(&v["created_at"]));
-                outln!("{}", pretty(&v["document"]));
+                let shown: RouteVersion = decode(v)?;
+                outln!("# version {}, applied {}", shown.version, shown.created_at);
+                outln!("{}", pretty(&serde_json::to_value(&shown.document).unwrap_or_default()));
             }
         }
         RouteCommand::Diff { tenant, from, to } => {
@@ -107,8 +109,9 @@ pub async fn run(client: &Client, out: Output, cmd: RouteCommand) -> Result<()> 
             let body = Body::Json(json!({ "version": version }));
             let v: Value = client.post(&["v1", "tenants", &tenant, "routes", "rollback"], body).await?;
             if !out.json(&v) {
-                let (target, live) = (cell(&v["rolled_back_to"]), cell(&v["version"]));
-                if v["unchanged"] == true {
+                let applied: RoutesApplied = decode(v)?;
+                let (target, live) = (show(&applied.rolled_back_to), applied.version);
+                if applied.unchanged {
                     outln!("Version {target}'s document is already live (version {live}); nothing changed");
                 } else {
                     outln!("Rolled {tenant} back to version {target}: live now as version {live}");

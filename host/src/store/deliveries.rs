@@ -309,19 +309,7 @@ impl Store {
             // Only deliveries queued before destinations had rows of their own carry one.
             job.secret = self.keys.open(&job.secret)?;
         }
-        if jobs.is_empty() {
-            return Ok(jobs);
-        }
-        // The read took no locks and is not part of the lease's transaction: the lease
-        // re-checks each row (see `store::lease`), and on SQLite a read-then-write
-        // transaction would fail with SQLITE_BUSY_SNAPSHOT whenever the writer committed
-        // in between.
-        let lease = Lease { until: lease_until, owner: &self.node };
-        let mut tx = self.db.begin().await?;
-        let leased = super::lease(&mut tx, "deliveries", jobs.iter().map(|j| j.id.as_str()), lease).await?;
-        tx.commit().await?;
-        // Rows another node leased between the read and the lease are its, not ours.
-        Ok(jobs.into_iter().filter(|j| leased.contains(j.id.as_str())).collect())
+        self.lease_read("deliveries", jobs, |j| j.id.as_str(), lease_until).await
     }
 
     /// When the next delivery that no one holds falls due, so the worker can sleep until then.

@@ -9,7 +9,7 @@ use sqlx::QueryBuilder;
 use super::deliveries::{DeliveryRow, NewDelivery, insert_deliveries};
 use super::dialect::Dialect;
 use super::writer::Completion;
-use super::{Lease, Result, Store, Tx, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
+use super::{Lease, Result, Store, Tx, now_ms};
 use crate::event::{Event, EventId, TenantId};
 
 /// An event as ingest hands it to the store.
@@ -29,43 +29,42 @@ pub enum InsertOutcome {
     Duplicate(EventId),
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+/// Where an event is: waiting for (another) run through its routes, or done with them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventStatus {
+    Pending,
+    Processed,
+}
+
+text_enum!(EventStatus { Pending = "pending", Processed = "processed" });
+
+/// A stored event, as the pipeline and the API read it. Not the API's JSON: that is
+/// `api::types::EventSummary`, which leaves out the tenant and the raw data.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct EventRow {
     pub id: EventId,
-    /// Not in the API's answers; a row read back from one has none.
-    #[serde(skip, default = "no_tenant")]
     pub tenant_id: TenantId,
-    #[serde(skip)]
+    /// The tenant's name.
     pub tenant: String,
     pub source: String,
     pub upstream_id: String,
-    #[serde(rename = "type")]
     pub event_type: String,
+    /// RFC 3339, as the sender gave it (or ingest's clock).
     pub time: String,
     pub subject: Option<String>,
-    #[serde(skip)]
+    /// The event's data, JSON text.
     pub data: String,
-    pub status: String,
-    #[schema(value_type = String, format = DateTime)]
-    #[serde(with = "ms_as_rfc3339")]
+    pub status: EventStatus,
     pub received_at: i64,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(with = "opt_ms_as_rfc3339")]
     pub processed_at: Option<i64>,
     pub route_version: Option<i64>,
     /// Runs that ended in a transient fault and were put back to be tried again.
     pub tries: i64,
     /// Why the event is waiting to be tried again, while it is.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     /// The W3C `traceparent` the event arrived with (see `trace`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
-}
-
-/// The tenant id of an [`EventRow`] read back from the API, which never shows it.
-fn no_tenant() -> TenantId {
-    TenantId::parse("ten_unknown").expect("has the prefix")
 }
 
 impl EventRow {
@@ -83,7 +82,7 @@ impl EventRow {
             time: ev.time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
             subject: ev.subject.clone(),
             data: ev.data.clone(),
-            status: "pending".into(),
+            status: EventStatus::Pending,
             received_at,
             processed_at: None,
             route_version: None,
@@ -130,12 +129,10 @@ pub struct RouteResult {
     pub outputs: i64,
 }
 
-/// An event with everything that happened to it, for the API.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct EventDetail {
-    #[serde(flatten)]
+/// An event with everything that happened to it.
+#[derive(Debug)]
+pub struct EventRecord {
     pub event: EventRow,
-    pub data: serde_json::Value,
     pub routes: Vec<RouteResult>,
     pub deliveries: Vec<DeliveryRow>,
 }
@@ -333,19 +330,7 @@ impl Store {
             );
             sqlx::query_as(&sql).bind(&skip_tenants).bind(i64::from(limit)).bind(now).fetch_all(c).await?
         });
-        if rows.is_empty() {
-            return Ok(rows);
-        }
-        // The read took no locks and is not part of the lease's transaction: the lease
-        // re-checks each row (see `store::lease`), and on SQLite a read-then-write
-        // transaction would fail with SQLITE_BUSY_SNAPSHOT whenever the writer committed
-        // in between.
-        let lease = Lease { until: lease_until, owner: &self.node };
-        let mut tx = self.db.begin().await?;
-        let leased = super::lease(&mut tx, "events", rows.iter().map(|r| r.id.as_str()), lease).await?;
-        tx.commit().await?;
-        // Rows another node leased between the read and the lease are its, not ours.
-        Ok(rows.into_iter().filter(|r| leased.contains(r.id.as_str())).collect())
+        self.lease_read("events", rows, |r| r.id.as_str(), lease_until).await
     }
 
     /// Gives an event back to the poll (its completion could not be stored).
@@ -408,7 +393,7 @@ impl Store {
         Ok(on_pool!(&self.db, p => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(p).await?))
     }
 
-    pub async fn event_detail(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventDetail>> {
+    pub async fn event_detail(&self, tenant: &TenantId, id: &EventId) -> Result<Option<EventRecord>> {
         let Some(event) = self.event_row(tenant, id).await? else { return Ok(None) };
         let routes = on_pool!(&self.db, p => sqlx::query_as(
             "SELECT route, outcome, detail, outputs FROM route_results WHERE event_id = $1 ORDER BY route",
@@ -417,8 +402,7 @@ impl Store {
         .fetch_all(p)
         .await?);
         let deliveries = self.deliveries_of_event(id).await?;
-        let data = serde_json::from_str(&event.data).unwrap_or(serde_json::Value::Null);
-        Ok(Some(EventDetail { event, data, routes, deliveries }))
+        Ok(Some(EventRecord { event, routes, deliveries }))
     }
 
     /// The tenant's events received before `before` (unix ms), for tests and tools.

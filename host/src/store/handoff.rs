@@ -472,7 +472,7 @@ mod tests {
             time: "2026-01-01T00:00:00Z".into(),
             subject: None,
             data: "x".repeat(bytes),
-            status: "pending".into(),
+            status: crate::store::EventStatus::Pending,
             received_at: 0,
             processed_at: None,
             route_version: None,

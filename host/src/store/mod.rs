@@ -38,7 +38,9 @@ pub use deliveries::{
     AttemptRecord, AttemptRow, DeadFilter, DeliveryDetail, DeliveryJob, DeliveryRow, DeliveryStatus, NewDelivery,
 };
 pub use destinations::{DestinationRow, DestinationSettings};
-pub use events::{EventDetail, EventRow, InsertOutcome, NewEvent, RouteOutcome, RouteResult, traceparent_of};
+pub use events::{
+    EventRecord, EventRow, EventStatus, InsertOutcome, NewEvent, RouteOutcome, RouteResult, traceparent_of,
+};
 pub use keys::{ApiKey, KEY_PREFIX};
 pub use kv::{KvQuota, KvQuotaError, KvReservation, KvUsage};
 pub use nodes::{Change, ChangeListener, ChangeLock, TakenOver};
@@ -191,6 +193,24 @@ async fn lease<'a>(
         q.build_query_scalar().fetch_all(&mut **c).await?
     });
     Ok(leased.into_iter().collect())
+}
+
+impl Store {
+    /// Leases to this node the `rows` of `table` a poll read, until `until` at the latest, and
+    /// returns those it got: rows another node leased between the read and this are its.
+    ///
+    /// The read took no locks and is not part of this transaction: `lease` re-checks each
+    /// row. On SQLite a read-then-write transaction would fail with SQLITE_BUSY_SNAPSHOT
+    /// whenever the writer committed in between.
+    async fn lease_read<T>(&self, table: &str, rows: Vec<T>, id: impl Fn(&T) -> &str, until: i64) -> Result<Vec<T>> {
+        if rows.is_empty() {
+            return Ok(rows);
+        }
+        let mut tx = self.db.begin().await?;
+        let leased = lease(&mut tx, table, rows.iter().map(&id), Lease { until, owner: &self.node }).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().filter(|r| leased.contains(id(r))).collect())
+    }
 }
 
 /// Milliseconds since the Unix epoch, the store's clock unit.
