@@ -127,7 +127,10 @@ mod tests {
             let t = store.create_tenant(name).await.unwrap().id;
             for _ in 0..5 {
                 events.push((name, t.clone(), processed_event(&store, &t, name, two_days_ago).await));
-                store.insert_route_set(&t, "{}", RouteOrigin::Api).await.unwrap();
+                store
+                    .insert_route_set(&t, &crate::routes::RouteDocument { routes: Vec::new() }, RouteOrigin::Api)
+                    .await
+                    .unwrap();
             }
         }
         let pruner = Pruner { store: store.clone(), config: Arc::new(config) };

@@ -149,12 +149,8 @@ fn version_json(row: &RouteSetRow) -> Result<RouteVersion, ApiError> {
         version: row.version,
         origin: row.origin,
         created_at: crate::store::ms_to_rfc3339(row.created_at),
-        document: routes::redacted(&stored_document(row)?),
+        document: routes::redacted(&row.document),
     })
-}
-
-fn stored_document(row: &RouteSetRow) -> Result<RouteDocument, ApiError> {
-    serde_json::from_str(&row.document).map_err(|e| ApiError::Internal(format!("stored routes: {e}")))
 }
 
 async fn find(state: &AppState, tenant: &Tenant, version: Option<i64>) -> Result<RouteSetRow, ApiError> {
@@ -243,7 +239,7 @@ pub(super) async fn diff(
     // Through the typed document, so fields appear in the order tenants write them; secrets
     // as fingerprints, so a rotation still shows as a changed line.
     let pretty = |row: &RouteSetRow| -> Result<String, ApiError> {
-        let doc = routes::redacted(&stored_document(row)?);
+        let doc = routes::redacted(&row.document);
         Ok(serde_json::to_string_pretty(&doc).expect("documents serialise") + "\n")
     };
     let (a, b) = (pretty(&from)?, pretty(&to)?);
@@ -277,8 +273,7 @@ pub(super) async fn rollback(
 ) -> Result<Json<RoutesApplied>, ApiError> {
     let tenant = state.tenant(&tenant).await?;
     let target = find(&state, &tenant, Some(request.version)).await?;
-    let doc = stored_document(&target)?;
-    let applied = apply_document(&state, &tenant, &doc, RouteOrigin::Rollback).await?;
+    let applied = apply_document(&state, &tenant, &target.document, RouteOrigin::Rollback).await?;
     Ok(Json(RoutesApplied {
         version: applied.version,
         unchanged: applied.unchanged,

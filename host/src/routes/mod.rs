@@ -282,13 +282,17 @@ pub async fn apply(
     // A document read back through the API carries fingerprints in place of secrets.
     let doc = secrets::restore(doc, tenant, store).await?;
     let (resolved, routes) = compile(&doc, tenant, &rules, store, runtime).await?;
-    if let Some(live) = store.latest_route_set(tenant).await?
-        && serde_json::from_str::<RouteDocument>(&live.document).is_ok_and(|d| d == resolved)
+    // A damaged live version is no reason to refuse a new one: the new one replaces it.
+    let live = match store.latest_route_set(tenant).await {
+        Err(StoreError::Damaged(_)) => None,
+        other => other?,
+    };
+    if let Some(live) = live
+        && live.document == resolved
     {
         return Ok(Applied { version: live.version, unchanged: true, document: resolved });
     }
-    let json = serde_json::to_string(&resolved).expect("documents serialise");
-    let row = store.insert_route_set(tenant, &json, origin).await?;
+    let row = store.insert_route_set(tenant, &resolved, origin).await?;
     // Before the version goes live, so the worker finds every destination it can be sent to.
     store
         .upsert_destinations(tenant, &destination_settings(&resolved), rules.secret_rotation_grace.as_millis() as i64)
@@ -320,7 +324,12 @@ fn destination_settings(doc: &RouteDocument) -> Vec<DestinationSettings> {
 /// tenant cannot stop the router from starting; its events wait as pending.
 pub async fn load_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable) -> Result<(), StoreError> {
     for row in store.latest_route_sets().await? {
-        load_stored(&row, store, runtime, table).await;
+        match row {
+            Ok(row) => {
+                load_stored(&row, store, runtime, table).await;
+            }
+            Err(damaged) => unreadable(&damaged, table),
+        }
     }
     Ok(())
 }
@@ -335,7 +344,16 @@ pub async fn reload_tenant(
     runtime: &Arc<Runtime>,
     table: &RouteTable,
 ) -> Result<bool, StoreError> {
-    let Some(row) = store.latest_route_set(tenant).await? else { return Ok(false) };
+    let row = match store.latest_route_set(tenant).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return Ok(false),
+        Err(StoreError::Damaged(e)) => {
+            tracing::error!(%tenant, "{e}");
+            table.mark_unloaded(tenant);
+            return Ok(false);
+        }
+        Err(e) => return Err(e),
+    };
     Ok(is_newer(&row, table) && load_stored(&row, store, runtime, table).await)
 }
 
@@ -343,11 +361,19 @@ pub async fn reload_tenant(
 pub async fn reload_all(store: &Store, runtime: &Arc<Runtime>, table: &RouteTable) -> Result<usize, StoreError> {
     let mut changed = 0;
     for row in store.latest_route_sets().await? {
-        if is_newer(&row, table) && load_stored(&row, store, runtime, table).await {
-            changed += 1;
+        match row {
+            Ok(row) if is_newer(&row, table) && load_stored(&row, store, runtime, table).await => changed += 1,
+            Ok(_) => {}
+            Err(damaged) => unreadable(&damaged, table),
         }
     }
     Ok(changed)
+}
+
+/// A stored version that does not decode: logged, and the tenant's events wait.
+fn unreadable(damaged: &crate::store::DamagedRouteSet, table: &RouteTable) {
+    tracing::error!(tenant = %damaged.tenant_id, version = damaged.version, "{damaged}");
+    table.mark_unloaded(&damaged.tenant_id);
 }
 
 fn is_newer(row: &crate::store::RouteSetRow, table: &RouteTable) -> bool {
@@ -369,14 +395,7 @@ async fn load_stored(
         grants: crate::config::Capability::ALL.to_vec(),
         ..TenantPolicy::default()
     };
-    let doc: RouteDocument = match serde_json::from_str(&row.document) {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(tenant = %row.tenant_id, version = row.version, "stored routes unreadable: {e}");
-            table.mark_unloaded(&row.tenant_id);
-            return false;
-        }
-    };
+    let doc = &row.document;
     // Private destinations were checked when the version was applied; the delivery
     // client checks again at connect time, so a later policy change still holds. Quotas
     // and grants were checked at apply too: a live version keeps running as it was.
@@ -385,7 +404,7 @@ async fn load_stored(
         policy: &unlimited,
         secret_rotation_grace: std::time::Duration::ZERO,
     };
-    match compile(&doc, &row.tenant_id, &rules, store, runtime).await {
+    match compile(doc, &row.tenant_id, &rules, store, runtime).await {
         Ok((_, routes)) => {
             table.install(&row.tenant_id, TenantRoutes { version: row.version, routes });
             true

@@ -47,7 +47,7 @@ pub use nodes::{Change, ChangeListener, ChangeLock, TakenOver};
 pub use pages::{ListFilter, Page, PageCursor};
 pub use plugins::{NewPluginVersion, PluginVersion, PluginVersionMeta};
 pub use retention::PruneCursor;
-pub use routes::{RouteOrigin, RouteSetRow, RouteVersionSummary};
+pub use routes::{DamagedRouteSet, RouteOrigin, RouteSetRow, RouteVersionSummary};
 pub use stats::AttemptMinute;
 pub use tenants::{SourceRow, Tenant};
 pub use writer::{AttemptDone, Completion, EventRetry, LEASE, Writer, WriterParts};
@@ -70,6 +70,10 @@ pub enum StoreError {
     Secrets(#[from] secrets::SecretsError),
     #[error("{0}")]
     Io(String),
+    /// A stored row that does not decode (damaged outside the router): an error, never read
+    /// as a default.
+    #[error("damaged row: {0}")]
+    Damaged(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -128,6 +128,10 @@ async fn attempts_are_counted_per_minute_by_destination_and_outcome(s: TestStore
 }
 
 /// A delivery of `event` to a local URL, due at `not_before`.
+fn no_routes() -> crate::routes::RouteDocument {
+    crate::routes::RouteDocument { routes: Vec::new() }
+}
+
 fn new_delivery(tenant: &TenantId, event: &EventId, not_before: i64) -> NewDelivery {
     NewDelivery {
         id: DeliveryId::generate(),
@@ -199,16 +203,22 @@ async fn plugin_and_route_versions_count_up_per_tenant(s: TestStore) {
         "numbers are never reused while a later version exists"
     );
 
-    assert_eq!(s.insert_route_set(&a.id, "{}", RouteOrigin::Api).await.unwrap().version, 1);
-    let doc2 = r#"{"routes":[{"name":"r"}]}"#;
-    assert_eq!(s.insert_route_set(&a.id, doc2, RouteOrigin::File).await.unwrap().version, 2);
+    assert_eq!(s.insert_route_set(&a.id, &no_routes(), RouteOrigin::Api).await.unwrap().version, 1);
+    let doc2: crate::routes::RouteDocument =
+        serde_json::from_str(r#"{"routes":[{"name":"r","destinations":[]}]}"#).unwrap();
+    assert_eq!(s.insert_route_set(&a.id, &doc2, RouteOrigin::File).await.unwrap().version, 2);
     let live = s.latest_route_sets().await.unwrap();
     assert_eq!(live.len(), 1);
-    assert_eq!(live[0].document, doc2);
-    assert_eq!(s.route_set(&a.id, Some(1)).await.unwrap().unwrap().document, "{}");
+    assert_eq!(live[0].as_ref().unwrap().document, doc2);
+    assert_eq!(s.route_set(&a.id, Some(1)).await.unwrap().unwrap().document, no_routes());
     let listed: Vec<(i64, RouteOrigin, i64)> =
         s.route_versions(&a.id).await.unwrap().iter().map(|r| (r.version, r.origin, r.routes)).collect();
     assert_eq!(listed, [(2, RouteOrigin::File, 1), (1, RouteOrigin::Api, 0)]);
+
+    // A damaged row is an error naming itself, never an empty document.
+    s.exec_for_test("UPDATE route_sets SET document = 'not json' WHERE version = 1").await;
+    assert!(matches!(s.route_set(&a.id, Some(1)).await, Err(StoreError::Damaged(_))));
+    assert_eq!(s.route_set(&a.id, Some(2)).await.unwrap().unwrap().document, doc2, "the others still read");
 }
 
 async fn a_damaged_import_list_is_an_error_not_an_empty_list(s: TestStore) {
@@ -421,14 +431,14 @@ async fn pruning_removes_old_finished_events_and_keeps_pending_and_recent_work(s
 async fn pruning_keeps_the_newest_route_versions(s: TestStore) {
     let t = s.create_tenant("acme").await.unwrap().id;
     for _ in 0..5 {
-        s.insert_route_set(&t, "{}", RouteOrigin::Api).await.unwrap();
+        s.insert_route_set(&t, &no_routes(), RouteOrigin::Api).await.unwrap();
     }
     assert_eq!(s.prune_route_versions(&t, 2, 2).await.unwrap(), 2, "one batch");
     assert_eq!(s.prune_route_versions(&t, 2, 2).await.unwrap(), 1);
     assert_eq!(s.prune_route_versions(&t, 2, 2).await.unwrap(), 0);
     let kept: Vec<i64> = s.route_versions(&t).await.unwrap().iter().map(|v| v.version).collect();
     assert_eq!(kept, [5, 4]);
-    assert_eq!(s.insert_route_set(&t, "{}", RouteOrigin::Api).await.unwrap().version, 6, "numbers go on");
+    assert_eq!(s.insert_route_set(&t, &no_routes(), RouteOrigin::Api).await.unwrap().version, 6, "numbers go on");
     assert_eq!(s.prune_route_versions(&t, 0, 10).await.unwrap(), 2, "the live version stays whatever keep says");
     assert_eq!(s.latest_route_set(&t).await.unwrap().unwrap().version, 6);
 }
@@ -444,7 +454,7 @@ async fn concurrent_versions_get_distinct_numbers(s: TestStore) {
             let sha = format!("h{i}");
             let new = NewPluginVersion { sha256: &sha, world: "w", imports: &[], wasm: b"x" };
             let plugin = s.insert_plugin_version(&t, "p", &new).await.unwrap().version;
-            let routes = s.insert_route_set(&t, "{}", RouteOrigin::Api).await.unwrap().version;
+            let routes = s.insert_route_set(&t, &no_routes(), RouteOrigin::Api).await.unwrap().version;
             (plugin, routes)
         });
     }
