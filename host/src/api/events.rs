@@ -5,10 +5,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
+use super::deliveries::DeliverySummary;
 use super::pages::{ListParams, ListQuery, encode_cursor};
 use super::{ApiError, ApiPath, ApiQuery, AppState, ErrorBody};
 use crate::event::EventId;
-use crate::store::{DeliveryRow, EventRow, EventStatus, RouteResult, ms_as_rfc3339, opt_ms_as_rfc3339};
+use crate::store::{EventRow, EventStatus, RouteResult, ms_as_rfc3339, opt_ms_as_rfc3339};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/tenants/{tenant}/events", get(list)).route("/v1/tenants/{tenant}/events/{id}", get(show))
@@ -78,7 +79,7 @@ pub struct EventDetail {
     /// The event's data as JSON (null if the stored text does not parse).
     pub data: serde_json::Value,
     pub routes: Vec<RouteResult>,
-    pub deliveries: Vec<DeliveryRow>,
+    pub deliveries: Vec<DeliverySummary>,
 }
 
 /// One page, newest first; `next_cursor` (null on the last page) resumes the walk.
@@ -113,5 +114,6 @@ pub(super) async fn show(
     let event_id = EventId::parse(&id).ok_or_else(not_found)?;
     let record = state.store.event_detail(&tenant_id, &event_id).await?.ok_or_else(not_found)?;
     let data = serde_json::from_str(&record.event.data).unwrap_or(serde_json::Value::Null);
-    Ok(Json(EventDetail { event: record.event.into(), data, routes: record.routes, deliveries: record.deliveries }))
+    let deliveries = record.deliveries.into_iter().map(DeliverySummary::from).collect();
+    Ok(Json(EventDetail { event: record.event.into(), data, routes: record.routes, deliveries }))
 }

@@ -39,7 +39,9 @@ pub use error::{ApiError, ErrorBody, ErrorDetail};
 /// them back (every one is `Serialize + Deserialize`), so a field renamed or dropped here
 /// breaks the CLI's build rather than its tables.
 pub mod types {
-    pub use super::deliveries::{DeliveryPage, ReplayReport, Requeued, Skipped};
+    pub use super::deliveries::{
+        Attempt, DeliveryDetail, DeliveryPage, DeliverySummary, ReplayReport, Requeued, Skipped,
+    };
     pub use super::destinations::{DestinationList, DestinationStatus, DestinationView};
     pub use super::events::{EventDetail, EventPage, EventSummary};
     pub use super::fixtures::FixtureList;
@@ -48,8 +50,8 @@ pub mod types {
     pub use super::routes::{RouteDiff, RouteVersion, RouteVersionList, RoutesApplied};
     pub use super::tenants::{SourceList, SourceView, TenantList};
     pub use crate::store::{
-        ApiKey, AttemptRow, DeliveryDetail, DeliveryRow, DeliveryStatus, DestinationRow, EventStatus,
-        PluginVersionMeta, RouteOrigin, RouteOutcome, RouteResult, RouteVersionSummary, Tenant,
+        ApiKey, DeliveryStatus, DestinationRow, EventStatus, PluginVersionMeta, RouteOrigin, RouteOutcome, RouteResult,
+        RouteVersionSummary, Tenant,
     };
 }
 

@@ -7,7 +7,7 @@ use super::client::{Body, Client, Result, decode};
 use super::output::{Output, opt_time, outln, pretty, print_list, print_pairs, show, time};
 use super::pages::{self, ListArgs};
 use switchyard::api::types::{
-    DeliveryDetail, DeliveryPage, DeliveryRow, DestinationList, DestinationView, ReplayReport, Requeued,
+    DeliveryDetail, DeliveryPage, DeliverySummary, DestinationList, DestinationView, ReplayReport, Requeued,
 };
 
 pub const EXAMPLES: &str = "\
@@ -163,7 +163,7 @@ pub async fn run(client: &Client, out: Output, cmd: DeliveriesCommand) -> Result
 }
 
 /// `HTTP 503`, or the start of the connection error when there was no response.
-fn last_result(d: &DeliveryRow) -> String {
+fn last_result(d: &DeliverySummary) -> String {
     match (d.last_status, d.last_error.as_deref()) {
         (Some(code), _) => format!("HTTP {code}"),
         (_, Some(error)) if error.chars().count() > 40 => format!("{}...", error.chars().take(40).collect::<String>()),

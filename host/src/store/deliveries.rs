@@ -8,7 +8,7 @@ use sqlx::QueryBuilder;
 
 use super::dialect::Dialect;
 use super::writer::AttemptDone;
-use super::{Lease, Result, Store, Tx, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
+use super::{Lease, Result, Store, Tx, now_ms};
 use crate::event::{DeliveryId, EventId, TenantId};
 
 /// A delivery to queue when an event is processed.
@@ -41,38 +41,30 @@ pub enum DeliveryStatus {
 text_enum!(DeliveryStatus { Pending = "pending", Delivered = "delivered", Dead = "dead" });
 
 /// A delivery as the API lists it.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+/// A stored delivery, without its body. Not the API's JSON: that is
+/// `api::types::DeliverySummary`.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeliveryRow {
     pub id: DeliveryId,
     pub event_id: EventId,
     pub route: String,
     pub url: String,
-    #[serde(rename = "type")]
     pub event_type: String,
     pub status: DeliveryStatus,
     pub attempts: i64,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(with = "opt_ms_as_rfc3339")]
     pub next_attempt_at: Option<i64>,
     pub last_status: Option<i64>,
     pub last_error: Option<String>,
     /// Replayed by re-running the plugin chain: the new deliveries replace this one.
-    #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(with = "opt_ms_as_rfc3339", default, skip_serializing_if = "Option::is_none")]
     pub superseded_at: Option<i64>,
-    #[schema(value_type = String, format = DateTime)]
-    #[serde(with = "ms_as_rfc3339")]
     pub created_at: i64,
-    #[schema(value_type = String, format = DateTime)]
-    #[serde(with = "ms_as_rfc3339")]
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+/// One logged attempt.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AttemptRow {
     pub attempt: i64,
-    #[schema(value_type = String, format = DateTime)]
-    #[serde(with = "ms_as_rfc3339")]
     pub started_at: i64,
     pub duration_ms: i64,
     pub status_code: Option<i64>,
@@ -80,12 +72,12 @@ pub struct AttemptRow {
     pub response_snippet: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct DeliveryDetail {
-    #[serde(flatten)]
+/// A delivery with its body and every attempt.
+#[derive(Debug)]
+pub struct DeliveryRecord {
     pub delivery: DeliveryRow,
-    pub body: String,
-    pub attempts_log: Vec<AttemptRow>,
+    pub body: Vec<u8>,
+    pub attempts: Vec<AttemptRow>,
 }
 
 /// A claimed delivery: everything the worker needs to send it.
@@ -343,7 +335,7 @@ impl Store {
         Ok(on_pool!(&self.db, p => sqlx::query_as(&sql).bind(event).fetch_all(p).await?))
     }
 
-    pub async fn delivery_detail(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Option<DeliveryDetail>> {
+    pub async fn delivery_detail(&self, tenant: &TenantId, id: &DeliveryId) -> Result<Option<DeliveryRecord>> {
         let sql = format!("SELECT {ROW} FROM deliveries WHERE tenant_id = $1 AND id = $2");
         let row: Option<DeliveryRow> =
             on_pool!(&self.db, p => sqlx::query_as(&sql).bind(tenant).bind(id).fetch_optional(p).await?);
@@ -359,7 +351,7 @@ impl Store {
         .bind(id)
         .fetch_all(p)
         .await?);
-        Ok(Some(DeliveryDetail { delivery, body: String::from_utf8_lossy(&body).into_owned(), attempts_log }))
+        Ok(Some(DeliveryRecord { delivery, body, attempts: attempts_log }))
     }
 
     /// Puts a dead (or delivered) delivery back in the queue with a fresh retry schedule. The

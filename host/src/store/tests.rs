@@ -93,8 +93,8 @@ async fn completing_an_event_queues_deliveries_once(s: TestStore) {
     s.record_attempt(&delivery.id, 1, &rec).await.unwrap();
     let detail = s.delivery_detail(&t.id, &delivery.id).await.unwrap().unwrap();
     assert_eq!(detail.delivery.status, DeliveryStatus::Dead);
-    assert_eq!(detail.attempts_log.len(), 1);
-    assert_eq!(detail.attempts_log[0].status_code, Some(500));
+    assert_eq!(detail.attempts.len(), 1);
+    assert_eq!(detail.attempts[0].status_code, Some(500));
 
     assert!(s.replay_delivery(&t.id, &delivery.id).await.unwrap());
     assert!(!s.replay_delivery(&t.id, &delivery.id).await.unwrap(), "already pending");
@@ -632,7 +632,7 @@ async fn the_writer_commits_batches_and_hands_them_over(s: TestStore) {
     assert_eq!(s.kv_get(&t, "k").await.unwrap().as_deref(), Some("v"));
     assert_eq!(s.kv_usage_counted(&t).await.unwrap(), KvUsage { keys: 1, bytes: 2 });
     let detail = s.delivery_detail(&t, &delivery.id).await.unwrap().unwrap();
-    assert_eq!((detail.delivery.status, detail.attempts_log.len()), (DeliveryStatus::Delivered, 1));
+    assert_eq!((detail.delivery.status, detail.attempts.len()), (DeliveryStatus::Delivered, 1));
 }
 
 on_both_backends!(
