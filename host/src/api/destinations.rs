@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiError, ApiJson, ApiPath, AppState, ErrorBody};
-use crate::store::DestinationRow;
+use crate::store::{DestinationRow, ms_as_rfc3339, opt_ms_as_rfc3339};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -19,8 +19,23 @@ pub fn router() -> Router<AppState> {
 /// A destination as the API shows it: never its secrets.
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct DestinationView {
-    #[serde(flatten)]
-    pub row: DestinationRow,
+    pub url: String,
+    /// Until when the previous secret also signs (a rotation in progress).
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "opt_ms_as_rfc3339")]
+    pub previous_secret_until: Option<i64>,
+    pub timeout_ms: Option<i64>,
+    pub max_in_flight: Option<i64>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "opt_ms_as_rfc3339")]
+    pub failing_since: Option<i64>,
+    #[schema(value_type = Option<String>, format = DateTime)]
+    #[serde(with = "opt_ms_as_rfc3339")]
+    pub disabled_at: Option<i64>,
+    pub disabled_reason: Option<String>,
+    #[schema(value_type = String, format = DateTime)]
+    #[serde(with = "ms_as_rfc3339")]
+    pub updated_at: i64,
     pub status: DestinationStatus,
     /// The destination's own retry schedule, if it has one (else the router's).
     pub retry_schedule_ms: Option<Vec<u64>>,
@@ -49,7 +64,18 @@ fn destination_json(d: &DestinationRow) -> DestinationView {
     } else {
         DestinationStatus::Ok
     };
-    DestinationView { row: d.clone(), status, retry_schedule_ms: d.schedule_ms() }
+    DestinationView {
+        url: d.url.clone(),
+        previous_secret_until: d.previous_secret_until,
+        timeout_ms: d.timeout_ms,
+        max_in_flight: d.max_in_flight,
+        failing_since: d.failing_since,
+        disabled_at: d.disabled_at,
+        disabled_reason: d.disabled_reason.clone(),
+        updated_at: d.updated_at,
+        status,
+        retry_schedule_ms: d.schedule_ms(),
+    }
 }
 
 #[utoipa::path(get, path = "/v1/tenants/{tenant}/destinations", tag = "destinations",

@@ -50,7 +50,7 @@ pub mod types {
     pub use super::routes::{RouteDiff, RouteVersion, RouteVersionList, RoutesApplied};
     pub use super::tenants::{SourceList, SourceView, TenantList};
     pub use crate::store::{
-        ApiKey, DeliveryStatus, DestinationRow, EventStatus, PluginVersionMeta, RouteOrigin, RouteOutcome, RouteResult,
+        ApiKey, DeliveryStatus, EventStatus, PluginVersionMeta, RouteOrigin, RouteOutcome, RouteResult,
         RouteVersionSummary, Tenant,
     };
 }

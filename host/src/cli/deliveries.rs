@@ -194,7 +194,7 @@ pub async fn destinations(client: &Client, out: Output, cmd: DestinationsCommand
                     .destinations
                     .iter()
                     .map(|d| {
-                        let row = &d.row;
+                        let row = d;
                         vec![
                             show(&row.url),
                             show(&d.status),
@@ -218,7 +218,7 @@ pub async fn destinations(client: &Client, out: Output, cmd: DestinationsCommand
                 .await?;
             if !out.json(&v) {
                 let enabled: DestinationView = decode(v)?;
-                let url = &enabled.row.url;
+                let url = &enabled.url;
                 outln!(
                     "Enabled {url}. Its dead letters stay dead: `switchyard deliveries replay {tenant} --destination {url}`."
                 );

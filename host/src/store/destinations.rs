@@ -4,9 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use serde::{Deserialize, Serialize};
-
-use super::{Result, Store, ms_as_rfc3339, now_ms, opt_ms_as_rfc3339};
+use super::{Result, Store, now_ms};
 use crate::event::TenantId;
 
 /// A destination's settings, as a route document gives them.
@@ -19,30 +17,22 @@ pub struct DestinationSettings {
     pub max_in_flight: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+/// A destination's stored settings, secrets (opened) and health. Not the API's JSON, which
+/// never shows the secrets: that is `api::types::DestinationView`.
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DestinationRow {
     pub url: String,
-    #[serde(skip)]
     pub secret: String,
-    #[serde(skip)]
     pub previous_secret: Option<String>,
     /// Until when the previous secret also signs (a rotation in progress).
-    #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(with = "opt_ms_as_rfc3339")]
     pub previous_secret_until: Option<i64>,
-    #[serde(skip)]
+    /// JSON list of milliseconds (see `schedule_ms`).
     pub retry_schedule: Option<String>,
     pub timeout_ms: Option<i64>,
     pub max_in_flight: Option<i64>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(with = "opt_ms_as_rfc3339")]
     pub failing_since: Option<i64>,
-    #[schema(value_type = Option<String>, format = DateTime)]
-    #[serde(with = "opt_ms_as_rfc3339")]
     pub disabled_at: Option<i64>,
     pub disabled_reason: Option<String>,
-    #[schema(value_type = String, format = DateTime)]
-    #[serde(with = "ms_as_rfc3339")]
     pub updated_at: i64,
 }
 
