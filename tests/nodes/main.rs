@@ -12,6 +12,7 @@ mod support;
 
 mod leases;
 mod load;
+mod propagation;
 mod races;
 
 use std::path::Path;
