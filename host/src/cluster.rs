@@ -41,7 +41,9 @@ impl Cluster {
             if listener.is_none() {
                 listener = match self.store.listen().await {
                     Ok(l) => {
-                        // Listening anew: whatever was announced while not listening is missed.
+                        // Whatever was announced while not listening is missed: after a lost
+                        // connection, and also the first time, for changes made between
+                        // start-up's loading and this LISTEN.
                         self.reconcile().await;
                         l
                     }

@@ -261,11 +261,7 @@ async fn run_route_charging(
         ]
     });
     let run = run_chain(runtime, route, tenant, event, first_delivery_delay, budget, failed, &span).await;
-    span.set("route.outcome", || match run.result.outcome {
-        RouteOutcome::Emitted => "emitted",
-        RouteOutcome::Dropped => "dropped",
-        RouteOutcome::Failed => "failed",
-    });
+    span.set("route.outcome", || run.result.outcome.as_str());
     span.set("route.outputs", || run.result.outputs);
     span.set("route.deliveries", || run.deliveries.len() as i64);
     if let Some(detail) = run.result.detail.as_ref().filter(|_| run.result.outcome == RouteOutcome::Failed) {
